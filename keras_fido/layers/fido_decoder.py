@@ -1,0 +1,313 @@
+"""The FiDO decoder: a T5 decoder with layer-sparse cross-attention."""
+
+import keras
+from keras import ops
+
+from keras_fido.layers.cross_attention_schedule import (
+    cross_attention_layer_indices,
+)
+from keras_fido.layers.fido_transformer_layer import FiDOTransformerLayer
+from keras_fido.layers.relative_position_bias import RelativePositionBias
+from keras_fido.layers.t5_layer_norm import T5LayerNorm
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class FiDODecoder(keras.layers.Layer):
+    """Causal T5 decoder that cross-attends only in every K-th layer.
+
+    The three FiDO knobs (de Jong et al., https://arxiv.org/abs/2212.08153)
+    meet here: `cross_attention_interval=K` gives cross-attention to layers
+    K, 2K, ... (1-based) and to no other layer (layer-sparse
+    cross-attention); `num_key_value_heads` sets the K/V heads of both the
+    self- and cross-attention (1 is multi-query); `encoder_hidden_dim` may
+    differ from `hidden_dim` (asymmetric encoder and decoder). With K=1,
+    `num_key_value_heads == num_heads` and equal widths this is exactly the
+    T5.1.1 decoder that vanilla FiD uses.
+
+    The same `call` serves training (whole target sequence, no cache) and
+    incremental decoding (one token per call, with caches), so the two can
+    never disagree.
+
+    Args:
+        num_layers: int. Decoder depth.
+        hidden_dim: int. Width of the decoder.
+        intermediate_dim: int. Width of the MLPs.
+        num_heads: int. Query heads.
+        num_key_value_heads: int. K/V heads; must divide `num_heads`.
+        key_value_dim: int. Width of each head.
+        encoder_hidden_dim: int. Width of the encoder output.
+        cross_attention_interval: int. The LSA period K, in
+            `[1, num_layers]`.
+        relative_attention_num_buckets: int. Buckets of the position bias.
+        relative_attention_max_distance: int. Largest distinguished distance.
+        dropout: float. Dropout rate.
+        layer_norm_epsilon: float. Epsilon of the RMS norms.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call arguments:
+        token_embeddings: `[B, T, hidden_dim]` embedded target tokens.
+        encoder_output: `[B, S, encoder_hidden_dim]`. Not needed when
+            `cross_attention_cache` is given.
+        encoder_padding_mask: `[B, S]` or `[B, P, L]` with `S = P*L`.
+        decoder_padding_mask: optional `[B, T]`; ignored with a cache (the
+            causal mask over the cache already hides unwritten positions).
+        self_attention_cache: optional tuple, one
+            `[B, 2, T_max, num_key_value_heads, key_value_dim]` tensor per
+            layer (`init_self_attention_cache`). With it the call returns
+            `(outputs, updated_self_attention_cache)`.
+        cache_update_index: int or scalar tensor, position of the first of
+            the `T` tokens.
+        cross_attention_cache: optional tuple of K/V tensors, one per
+            cross-attending layer (`compute_cross_attention_cache`).
+        return_attention_scores: bool. Also return a tuple of float32
+            cross-attention probabilities, one per cross-attending layer,
+            `[B, num_key_value_heads, group_size, T, S]`.
+        training: bool, whether dropout is active.
+
+    Examples:
+    ```python
+    decoder = keras_fido.layers.FiDODecoder(
+        num_layers=4, hidden_dim=24, intermediate_dim=48, num_heads=4,
+        num_key_value_heads=1, key_value_dim=8, encoder_hidden_dim=16,
+        cross_attention_interval=2)
+    decoder.cross_attention_layer_indices  # [2, 4]
+    out = decoder(np.random.rand(2, 3, 24).astype("float32"),
+                  np.random.rand(2, 10, 16).astype("float32"),
+                  np.ones((2, 10), "int32"))
+    out.shape  # (2, 3, 24)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_layers,
+        hidden_dim,
+        intermediate_dim,
+        num_heads,
+        num_key_value_heads,
+        key_value_dim,
+        encoder_hidden_dim,
+        cross_attention_interval=1,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        dropout=0.0,
+        layer_norm_epsilon=1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.cross_attention_layer_indices = cross_attention_layer_indices(
+            num_layers, cross_attention_interval
+        )
+        self.num_layers = num_layers
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.num_heads = num_heads
+        self.num_key_value_heads = num_key_value_heads
+        self.key_value_dim = key_value_dim
+        self.encoder_hidden_dim = encoder_hidden_dim
+        self.cross_attention_interval = cross_attention_interval
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        self.relative_attention_max_distance = relative_attention_max_distance
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+        self.relative_position_bias = RelativePositionBias(
+            num_heads=num_heads,
+            num_buckets=relative_attention_num_buckets,
+            max_distance=relative_attention_max_distance,
+            bidirectional=False,
+            dtype=self.dtype_policy,
+            name="relative_position_bias",
+        )
+        self.transformer_layers = [
+            FiDOTransformerLayer(
+                hidden_dim=hidden_dim,
+                intermediate_dim=intermediate_dim,
+                num_heads=num_heads,
+                num_key_value_heads=num_key_value_heads,
+                key_value_dim=key_value_dim,
+                cross_attention=i in self.cross_attention_layer_indices,
+                encoder_hidden_dim=encoder_hidden_dim,
+                dropout=dropout,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dtype=self.dtype_policy,
+                name=f"layer_{i}",
+            )
+            for i in range(1, num_layers + 1)
+        ]
+        self.final_norm = T5LayerNorm(
+            layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
+        )
+        self.dropout_layer = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="dropout"
+        )
+
+    @property
+    def cross_attention_layers(self):
+        """The blocks that cross-attend, in order."""
+        return [
+            layer for layer in self.transformer_layers if layer.cross_attention
+        ]
+
+    def build(self, token_embeddings_shape, *args, **kwargs):
+        shape = (None, None, self.hidden_dim)
+        self.relative_position_bias.build()
+        for layer in self.transformer_layers:
+            layer.build(shape)
+        self.final_norm.build(shape)
+        self.built = True
+
+    def init_self_attention_cache(self, batch_size, max_length, dtype=None):
+        """Zeroed self-attention K/V caches, one tensor per layer."""
+        shape = (
+            batch_size,
+            2,
+            max_length,
+            self.num_key_value_heads,
+            self.key_value_dim,
+        )
+        dtype = dtype or self.compute_dtype
+        return tuple(ops.zeros(shape, dtype) for _ in self.transformer_layers)
+
+    def compute_cross_attention_cache(self, encoder_output):
+        """The cross-attention K/V of `encoder_output`, computed once.
+
+        Only the cross-attending layers get an entry, so the cache holds
+        `len(cross_attention_layer_indices)` tensors of shape
+        `[B, 2, S, num_key_value_heads, key_value_dim]`.
+        """
+        encoder_output = ops.cast(encoder_output, self.compute_dtype)
+        return tuple(
+            layer.compute_cross_attention_cache(encoder_output)
+            for layer in self.cross_attention_layers
+        )
+
+    def cross_attention_cache_shapes(self, batch_size, source_length):
+        """Shapes of `compute_cross_attention_cache`'s tensors."""
+        return [
+            (
+                batch_size,
+                2,
+                source_length,
+                self.num_key_value_heads,
+                self.key_value_dim,
+            )
+            for _ in self.cross_attention_layers
+        ]
+
+    def call(
+        self,
+        token_embeddings,
+        encoder_output=None,
+        encoder_padding_mask=None,
+        decoder_padding_mask=None,
+        self_attention_cache=None,
+        cache_update_index=None,
+        cross_attention_cache=None,
+        return_attention_scores=False,
+        training=False,
+    ):
+        x = token_embeddings
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        use_cache = self_attention_cache is not None
+        if use_cache:
+            if cache_update_index is None:
+                raise ValueError(
+                    "`cache_update_index` is required with a "
+                    "`self_attention_cache`."
+                )
+            key_length = ops.shape(self_attention_cache[0])[2]
+            query_offset = cache_update_index
+        else:
+            key_length, query_offset = length, 0
+        query_positions = ops.arange(length, dtype="int32") + ops.cast(
+            query_offset, "int32"
+        )
+        key_positions = ops.arange(key_length, dtype="int32")
+        self_mask = key_positions[None, :] <= query_positions[:, None]
+        self_mask = self_mask[None, :, :]
+        if decoder_padding_mask is not None and not use_cache:
+            keys_valid = ops.cast(decoder_padding_mask, "bool")[:, None, :]
+            self_mask = ops.logical_and(self_mask, keys_valid)
+        bias = self.relative_position_bias.compute_bias(
+            length, key_length, query_offset
+        )
+
+        cross_mask = None
+        if encoder_padding_mask is not None:
+            cross_mask = ops.reshape(
+                ops.cast(encoder_padding_mask, "bool"), (batch, 1, -1)
+            )
+        if cross_attention_cache is None:
+            if encoder_output is None:
+                raise ValueError(
+                    "The decoder needs `encoder_output` or a "
+                    "`cross_attention_cache` computed from it."
+                )
+            encoder_output = ops.cast(encoder_output, self.compute_dtype)
+            cross_attention_cache = (None,) * len(
+                self.cross_attention_layer_indices
+            )
+
+        x = self.dropout_layer(x, training=training)
+        new_self_cache, scores = [], []
+        cross_caches = iter(cross_attention_cache)
+        for i, layer in enumerate(self.transformer_layers):
+            out = layer(
+                x,
+                self_attention_mask=self_mask,
+                self_attention_bias=bias,
+                encoder_output=encoder_output,
+                cross_attention_mask=cross_mask,
+                self_attention_cache=(
+                    self_attention_cache[i] if use_cache else None
+                ),
+                cache_update_index=cache_update_index,
+                cross_attention_cache=(
+                    next(cross_caches) if layer.cross_attention else None
+                ),
+                return_attention_scores=True,
+                training=training,
+            )
+            if use_cache:
+                x, layer_cache, layer_scores = out
+                new_self_cache.append(layer_cache)
+            else:
+                x, layer_scores = out
+            if layer.cross_attention:
+                scores.append(layer_scores)
+        x = self.dropout_layer(self.final_norm(x), training=training)
+
+        outputs = (x,)
+        if use_cache:
+            outputs += (tuple(new_self_cache),)
+        if return_attention_scores:
+            outputs += (tuple(scores),)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def compute_output_shape(self, token_embeddings_shape, *args, **kwargs):
+        return token_embeddings_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "num_heads": self.num_heads,
+                "num_key_value_heads": self.num_key_value_heads,
+                "key_value_dim": self.key_value_dim,
+                "encoder_hidden_dim": self.encoder_hidden_dim,
+                "cross_attention_interval": self.cross_attention_interval,
+                "relative_attention_num_buckets": (
+                    self.relative_attention_num_buckets
+                ),
+                "relative_attention_max_distance": (
+                    self.relative_attention_max_distance
+                ),
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config

@@ -1,0 +1,201 @@
+"""One pre-norm T5 block: self-attention, optional cross-attention, MLP."""
+
+import keras
+
+from keras_fido.layers.gated_gelu_feed_forward import GatedGeluFeedForward
+from keras_fido.layers.multi_query_attention import MultiQueryAttention
+from keras_fido.layers.multi_query_cross_attention import (
+    MultiQueryCrossAttention,
+)
+from keras_fido.layers.t5_layer_norm import T5LayerNorm
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class FiDOTransformerLayer(keras.layers.Layer):
+    """A T5.1.1 block, the unit of both the FiDO encoder and decoder.
+
+    Each sublayer is pre-normalized with `T5LayerNorm` and added back
+    residually: self-attention, then (only when `cross_attention=True`)
+    cross-attention to the encoder output, then the gated-GELU MLP. A block
+    built without cross-attention holds no cross-attention weights; that is
+    how layer-sparse cross-attention saves memory and bandwidth.
+
+    Args:
+        hidden_dim: int. Width of the residual stream.
+        intermediate_dim: int. Width of the gated MLP.
+        num_heads: int. Query heads of both attentions.
+        num_key_value_heads: int. K/V heads of both attentions.
+        key_value_dim: int. Width of each head.
+        cross_attention: bool. Whether the block cross-attends.
+        encoder_hidden_dim: int. Width of the encoder output; required when
+            `cross_attention=True`.
+        dropout: float. Dropout on each sublayer's output and attention.
+        layer_norm_epsilon: float. Epsilon of the RMS norms.
+        kernel_initializer: initializer for all kernels.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call arguments:
+        hidden_states: `[B, T, hidden_dim]`.
+        self_attention_mask: optional bool `[B, T, S_self]`.
+        self_attention_bias: optional float `[1, num_heads, T, S_self]`.
+        encoder_output: `[B, S, encoder_hidden_dim]`, for cross-attention.
+        cross_attention_mask: optional bool `[B, 1, S]` or `[B, T, S]`.
+        self_attention_cache: optional self-attention K/V cache (see
+            `MultiQueryAttention`); with it the block returns
+            `(hidden_states, updated_cache)`.
+        cache_update_index: where the new K/V go in the cache.
+        cross_attention_cache: optional precomputed cross-attention K/V.
+        training: bool, whether dropout is active.
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        intermediate_dim,
+        num_heads,
+        num_key_value_heads,
+        key_value_dim,
+        cross_attention=False,
+        encoder_hidden_dim=None,
+        dropout=0.0,
+        layer_norm_epsilon=1e-6,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cross_attention and encoder_hidden_dim is None:
+            raise ValueError(
+                "`encoder_hidden_dim` is required when `cross_attention=True`."
+            )
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.num_heads = num_heads
+        self.num_key_value_heads = num_key_value_heads
+        self.key_value_dim = key_value_dim
+        self.cross_attention = cross_attention
+        self.encoder_hidden_dim = encoder_hidden_dim
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+        def norm(name):
+            return T5LayerNorm(
+                layer_norm_epsilon, dtype=self.dtype_policy, name=name
+            )
+
+        attention_kwargs = dict(
+            num_query_heads=num_heads,
+            num_key_value_heads=num_key_value_heads,
+            key_value_dim=key_value_dim,
+            dropout=dropout,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+        )
+        self.self_attention_norm = norm("self_attention_norm")
+        self.self_attention = MultiQueryAttention(
+            name="self_attention", **attention_kwargs
+        )
+        if cross_attention:
+            self.cross_attention_norm = norm("cross_attention_norm")
+            self.cross_attention_layer = MultiQueryCrossAttention(
+                name="cross_attention", **attention_kwargs
+            )
+        self.feed_forward_norm = norm("feed_forward_norm")
+        self.feed_forward = GatedGeluFeedForward(
+            hidden_dim,
+            intermediate_dim,
+            dropout=dropout,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="feed_forward",
+        )
+        self.dropout_layer = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="dropout"
+        )
+
+    def build(self, hidden_states_shape):
+        self.self_attention_norm.build(hidden_states_shape)
+        self.self_attention.build(hidden_states_shape)
+        if self.cross_attention:
+            self.cross_attention_norm.build(hidden_states_shape)
+            self.cross_attention_layer.build(
+                hidden_states_shape, (None, None, self.encoder_hidden_dim)
+            )
+        self.feed_forward_norm.build(hidden_states_shape)
+        self.feed_forward.build(hidden_states_shape)
+        self.built = True
+
+    def compute_cross_attention_cache(self, encoder_output):
+        """The K/V of `encoder_output` for this block's cross-attention."""
+        return self.cross_attention_layer.compute_key_value(encoder_output)
+
+    def call(
+        self,
+        hidden_states,
+        self_attention_mask=None,
+        self_attention_bias=None,
+        encoder_output=None,
+        cross_attention_mask=None,
+        self_attention_cache=None,
+        cache_update_index=None,
+        cross_attention_cache=None,
+        return_attention_scores=False,
+        training=False,
+    ):
+        x = hidden_states
+        attended = self.self_attention(
+            self.self_attention_norm(x),
+            attention_mask=self_attention_mask,
+            attention_bias=self_attention_bias,
+            cache=self_attention_cache,
+            cache_update_index=cache_update_index,
+            training=training,
+        )
+        if self_attention_cache is not None:
+            attended, self_attention_cache = attended
+        x = x + self.dropout_layer(attended, training=training)
+
+        scores = None
+        if self.cross_attention:
+            attended, scores = self.cross_attention_layer(
+                self.cross_attention_norm(x),
+                encoder_output,
+                attention_mask=cross_attention_mask,
+                cache=cross_attention_cache,
+                return_attention_scores=True,
+                training=training,
+            )
+            x = x + self.dropout_layer(attended, training=training)
+
+        mlp = self.feed_forward(self.feed_forward_norm(x), training=training)
+        x = x + self.dropout_layer(mlp, training=training)
+
+        outputs = (x,)
+        if self_attention_cache is not None:
+            outputs += (self_attention_cache,)
+        if return_attention_scores:
+            outputs += (scores,)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def compute_output_shape(self, hidden_states_shape, *args, **kwargs):
+        return hidden_states_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "num_heads": self.num_heads,
+                "num_key_value_heads": self.num_key_value_heads,
+                "key_value_dim": self.key_value_dim,
+                "cross_attention": self.cross_attention,
+                "encoder_hidden_dim": self.encoder_hidden_dim,
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

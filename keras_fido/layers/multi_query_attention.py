@@ -1,0 +1,246 @@
+"""T5 attention with grouped key/value heads and a decoding cache."""
+
+import keras
+from keras import ops
+
+# Added to the logits of masked positions. Finite so that a fully masked
+# row (a passage that is all padding) gives a uniform distribution instead
+# of NaN; exp() of it underflows to exactly 0 next to any unmasked logit.
+MASK_LOGIT = -1e9
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class MultiQueryAttention(keras.layers.Layer):
+    """T5 self-attention whose query heads share fewer key/value heads.
+
+    `num_key_value_heads` is the multi-query knob (Shazeer 2019,
+    https://arxiv.org/abs/1911.02150): 1 is multi-query attention (one K/V
+    head shared by all query heads), `num_query_heads` is standard
+    multi-head attention, anything between that divides it is grouped-query
+    attention (query head `i` reads K/V head `i // group_size`). Query heads
+    are grouped by reshaping, and one einsum contracts each group against its
+    K/V head: K/V are never copied per query head.
+
+    As in T5 there are no biases and no `1/sqrt(d)` logit scaling (T5 folds
+    it into the query initialization). Logits, bias, mask and softmax are
+    computed in float32.
+
+    Args:
+        num_query_heads: int. Number of query heads.
+        num_key_value_heads: int. Number of key/value heads; must divide
+            `num_query_heads`.
+        key_value_dim: int. Width of every head (T5's `d_kv`).
+        dropout: float. Dropout on the attention probabilities.
+        kernel_initializer: initializer for the projection kernels.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call arguments:
+        hidden_states: `[B, T, hidden_dim]` query (and key/value) input.
+        attention_mask: optional bool `[B, T, S]`, True where a query may
+            attend a key.
+        attention_bias: optional float `[1 or B, num_query_heads, T, S]`
+            added to the logits (the relative position bias).
+        cache: optional `[B, 2, S_max, num_key_value_heads, key_value_dim]`
+            key/value cache. The new keys/values are written into it at
+            `cache_update_index` and attention runs over the whole cache
+            (the mask hides the future).
+        cache_update_index: int or scalar tensor, where to write in `cache`.
+        training: bool, whether dropout is active.
+
+    Returns:
+        The attention output `[B, T, hidden_dim]`, and the updated cache
+        when a cache was passed.
+
+    Examples:
+    ```python
+    attention = keras_fido.layers.MultiQueryAttention(
+        num_query_heads=4, num_key_value_heads=1, key_value_dim=8)
+    x = np.random.rand(2, 5, 16).astype("float32")
+    attention(x).shape  # (2, 5, 16)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_query_heads,
+        num_key_value_heads,
+        key_value_dim,
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for arg, value in (
+            ("num_query_heads", num_query_heads),
+            ("num_key_value_heads", num_key_value_heads),
+            ("key_value_dim", key_value_dim),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"`{arg}` must be a positive int. Received: {arg}={value!r}"
+                )
+        if num_query_heads % num_key_value_heads:
+            raise ValueError(
+                "`num_query_heads` must be divisible by `num_key_value_heads` "
+                "(each K/V head serves an equal group of query heads). "
+                f"Received: num_query_heads={num_query_heads}, "
+                f"num_key_value_heads={num_key_value_heads}"
+            )
+        self.num_query_heads = num_query_heads
+        self.num_key_value_heads = num_key_value_heads
+        self.key_value_dim = key_value_dim
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.group_size = num_query_heads // num_key_value_heads
+
+    def _projection(self, equation, output_shape, name):
+        return keras.layers.EinsumDense(
+            equation,
+            output_shape=output_shape,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, hidden_states_shape):
+        self._build_projections(hidden_states_shape, hidden_states_shape)
+
+    def _build_projections(self, query_shape, source_shape):
+        heads, kv_heads, dim = (
+            self.num_query_heads,
+            self.num_key_value_heads,
+            self.key_value_dim,
+        )
+        self.hidden_dim = query_shape[-1]
+        self.query_dense = self._projection(
+            "btd,dnh->btnh", (None, heads, dim), "query"
+        )
+        self.query_dense.build(query_shape)
+        self.key_dense = self._projection(
+            "bsd,dkh->bskh", (None, kv_heads, dim), "key"
+        )
+        self.key_dense.build(source_shape)
+        self.value_dense = self._projection(
+            "bsd,dkh->bskh", (None, kv_heads, dim), "value"
+        )
+        self.value_dense.build(source_shape)
+        self.output_dense = self._projection(
+            "btnh,nhd->btd", (None, self.hidden_dim), "output"
+        )
+        self.output_dense.build(tuple(query_shape[:-1]) + (heads, dim))
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="dropout"
+        )
+        self.built = True
+
+    def compute_key_value(self, source):
+        """Projects `source` `[B, S, d]` to the stacked K/V cache layout.
+
+        Returns a `[B, 2, S, num_key_value_heads, key_value_dim]` tensor.
+        """
+        return ops.stack(
+            [self.key_dense(source), self.value_dense(source)], axis=1
+        )
+
+    def attend(
+        self,
+        hidden_states,
+        key_value,
+        attention_mask=None,
+        attention_bias=None,
+        training=False,
+    ):
+        """Attention of `hidden_states` over a stacked `key_value` tensor.
+
+        Returns the output `[B, T, hidden_dim]` and the attention
+        probabilities `[B, num_key_value_heads, group_size, T, S]`.
+        """
+        query = self.query_dense(hidden_states)  # [B, T, H, D]
+        batch, length = ops.shape(query)[0], ops.shape(query)[1]
+        query = ops.reshape(
+            query,
+            (
+                batch,
+                length,
+                self.num_key_value_heads,
+                self.group_size,
+                self.key_value_dim,
+            ),
+        )
+        key, value = key_value[:, 0], key_value[:, 1]
+        logits = ops.einsum("btkgh,bskh->bkgts", query, key)
+        logits = ops.cast(logits, "float32")
+        if attention_bias is not None:
+            bias = ops.cast(attention_bias, "float32")
+            bias_shape = ops.shape(bias)
+            logits = logits + ops.reshape(
+                bias,
+                (
+                    bias_shape[0],
+                    self.num_key_value_heads,
+                    self.group_size,
+                    bias_shape[2],
+                    bias_shape[3],
+                ),
+            )
+        if attention_mask is not None:
+            mask = ops.cast(attention_mask, "bool")[:, None, None, :, :]
+            logits = ops.where(mask, logits, MASK_LOGIT)
+        probabilities = ops.softmax(logits, axis=-1)
+        weights = ops.cast(probabilities, self.compute_dtype)
+        weights = self.dropout_layer(weights, training=training)
+        output = ops.einsum("bkgts,bskh->btkgh", weights, value)
+        output = ops.reshape(
+            output,
+            (batch, length, self.num_query_heads, self.key_value_dim),
+        )
+        return self.output_dense(output), probabilities
+
+    def call(
+        self,
+        hidden_states,
+        attention_mask=None,
+        attention_bias=None,
+        cache=None,
+        cache_update_index=None,
+        training=False,
+    ):
+        key_value = self.compute_key_value(hidden_states)
+        if cache is not None:
+            if cache_update_index is None:
+                raise ValueError(
+                    "`cache_update_index` is required when a `cache` is "
+                    "passed: it says where the new keys/values go."
+                )
+            start = [0, 0, cache_update_index, 0, 0]
+            key_value = ops.slice_update(
+                cache, start, ops.cast(key_value, cache.dtype)
+            )
+        output, _ = self.attend(
+            hidden_states,
+            key_value,
+            attention_mask=attention_mask,
+            attention_bias=attention_bias,
+            training=training,
+        )
+        if cache is not None:
+            return output, key_value
+        return output
+
+    def compute_output_shape(self, hidden_states_shape, *args, **kwargs):
+        return hidden_states_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_query_heads": self.num_query_heads,
+                "num_key_value_heads": self.num_key_value_heads,
+                "key_value_dim": self.key_value_dim,
+                "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

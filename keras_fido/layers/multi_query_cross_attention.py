@@ -1,0 +1,73 @@
+"""Cross-attention from the decoder to all passages, with shared K/V heads."""
+
+import keras
+
+from keras_fido.layers.multi_query_attention import MultiQueryAttention
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class MultiQueryCrossAttention(MultiQueryAttention):
+    """Decoder-to-encoder attention over the fused passages of FiD.
+
+    Queries come from the decoder (`hidden_dim` wide); keys and values are
+    projected from the encoder output, whose width may differ (FiDO's
+    asymmetric encoder and decoder). With `num_key_value_heads=1` this is
+    the multi-query cross-attention of FiDO: the K/V that every decoding
+    step must reload shrink by a factor of `num_query_heads`.
+
+    The K/V of the encoder output do not change while decoding, so
+    `compute_key_value(encoder_output)` is called once per generation and
+    its result passed back as `cache` at every step.
+
+    Args:
+        num_query_heads, num_key_value_heads, key_value_dim, dropout,
+        kernel_initializer: as `MultiQueryAttention`.
+
+    Call arguments:
+        hidden_states: `[B, T, hidden_dim]` decoder states.
+        encoder_output: `[B, S, source_dim]`; ignored when `cache` is given.
+        attention_mask: optional bool `[B, T, S]` (or `[B, 1, S]`).
+        cache: optional `[B, 2, S, num_key_value_heads, key_value_dim]`, the
+            precomputed K/V of `encoder_output`.
+        return_attention_scores: bool, also return the float32 attention
+            probabilities `[B, num_key_value_heads, group_size, T, S]`.
+        training: bool, whether dropout is active.
+
+    Examples:
+    ```python
+    attention = keras_fido.layers.MultiQueryCrossAttention(
+        num_query_heads=4, num_key_value_heads=1, key_value_dim=8)
+    x = np.random.rand(2, 3, 16).astype("float32")
+    passages = np.random.rand(2, 20, 12).astype("float32")
+    attention(x, passages).shape  # (2, 3, 16)
+    ```
+    """
+
+    def build(self, hidden_states_shape, encoder_output_shape):
+        self._build_projections(hidden_states_shape, encoder_output_shape)
+
+    def call(
+        self,
+        hidden_states,
+        encoder_output=None,
+        attention_mask=None,
+        cache=None,
+        return_attention_scores=False,
+        training=False,
+    ):
+        if cache is None:
+            if encoder_output is None:
+                raise ValueError(
+                    "Cross-attention needs `encoder_output` or a `cache` "
+                    "computed from it. Received neither."
+                )
+            cache = self.compute_key_value(encoder_output)
+        output, scores = self.attend(
+            hidden_states,
+            cache,
+            attention_mask=attention_mask,
+            training=training,
+        )
+        if return_attention_scores:
+            return output, scores
+        return output

@@ -1,0 +1,352 @@
+"""The FiD / FiDO encoder-decoder backbone."""
+
+import os
+
+import keras
+from keras import ops
+from keras_hub.layers import ReversibleEmbedding
+from keras_hub.models import Backbone
+
+from keras_fido.layers.fido_decoder import FiDODecoder
+from keras_fido.layers.fido_encoder import FiDOEncoder
+from keras_fido.models.fido_presets import backbone_presets
+
+INPUT_RANKS = {
+    "encoder_token_ids": 3,
+    "encoder_padding_mask": 3,
+    "decoder_token_ids": 2,
+    "decoder_padding_mask": 2,
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class FiDOBackbone(Backbone):
+    """Fusion-in-Decoder backbone with FiDO's three knobs.
+
+    A T5.1.1 encoder reads each of `P` retrieved passages separately and a
+    T5.1.1 decoder attends to all `P*L` encoded tokens at once (Izacard &
+    Grave, https://arxiv.org/abs/2007.01282). FiDO (de Jong et al.,
+    https://arxiv.org/abs/2212.08153) makes the decoder cheap to run:
+
+    - `cross_attention_interval=K`: cross-attention only in decoder layers
+      K, 2K, ... (layer-sparse cross-attention);
+    - `decoder_num_key_value_heads`: 1 gives multi-query attention;
+    - separate `encoder_*` and `decoder_*` sizes: a larger decoder.
+
+    Vanilla FiD is this class with `cross_attention_interval=1`,
+    `decoder_num_key_value_heads=decoder_num_heads` and equal sizes; it then
+    holds exactly T5.1.1's weights (`keras_fido.convert`). When the encoder
+    and decoder widths are equal they share one input embedding, as T5
+    does; otherwise each has its own.
+
+    Args:
+        vocabulary_size: int. Size of the token vocabulary.
+        encoder_num_layers, encoder_hidden_dim, encoder_intermediate_dim,
+        encoder_num_heads: ints. Encoder depth, width, MLP width, heads.
+        decoder_num_layers, decoder_hidden_dim, decoder_intermediate_dim,
+        decoder_num_heads: ints. Decoder depth, width, MLP width, heads.
+        decoder_num_key_value_heads: int. K/V heads of the decoder's self-
+            and cross-attention; must divide `decoder_num_heads`. Defaults
+            to `decoder_num_heads` (multi-head).
+        key_value_dim: int. Width of every attention head. Defaults to 64.
+        cross_attention_interval: int. Decoder layers `K, 2K, ...` (1-based)
+            cross-attend. Defaults to 1 (every layer).
+        relative_attention_num_buckets: int. Defaults to 32.
+        relative_attention_max_distance: int. Defaults to 128.
+        dropout: float. Dropout rate. Defaults to 0.1.
+        layer_norm_epsilon: float. Defaults to 1e-6.
+        tie_embedding_weights: bool. Use the input embedding as the output
+            projection (T5 v1.0 style, with its `d**-0.5` logit scaling).
+            Defaults to False (T5.1.1).
+        dtype: a dtype policy (e.g. `"float32"`, `"mixed_bfloat16"`).
+
+    Inputs:
+        encoder_token_ids: int `[B, P, L]`, tokenized passages.
+        encoder_padding_mask: `[B, P, L]`, 1 on real tokens.
+        decoder_token_ids: int `[B, T]`.
+        decoder_padding_mask: `[B, T]`.
+
+    Outputs:
+        encoder_sequence_output: `[B, P*L, encoder_hidden_dim]`.
+        decoder_sequence_output: `[B, T, decoder_hidden_dim]`.
+
+    Examples:
+    ```python
+    backbone = keras_fido.models.FiDOBackbone.from_preset("fido_tiny")
+    backbone.cross_attention_layer_indices  # [3, 6]
+    outputs = backbone({
+        "encoder_token_ids": np.ones((1, 3, 8), "int32"),
+        "encoder_padding_mask": np.ones((1, 3, 8), "int32"),
+        "decoder_token_ids": np.zeros((1, 4), "int32"),
+        "decoder_padding_mask": np.ones((1, 4), "int32"),
+    })
+    outputs["encoder_sequence_output"].shape  # (1, 24, 64)
+    outputs["decoder_sequence_output"].shape  # (1, 4, 96)
+    ```
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        encoder_num_layers,
+        encoder_hidden_dim,
+        encoder_intermediate_dim,
+        encoder_num_heads,
+        decoder_num_layers,
+        decoder_hidden_dim,
+        decoder_intermediate_dim,
+        decoder_num_heads,
+        decoder_num_key_value_heads=None,
+        key_value_dim=64,
+        cross_attention_interval=1,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        dropout=0.1,
+        layer_norm_epsilon=1e-6,
+        tie_embedding_weights=False,
+        dtype=None,
+        **kwargs,
+    ):
+        if decoder_num_key_value_heads is None:
+            decoder_num_key_value_heads = decoder_num_heads
+
+        # === Layers ===
+        self.token_embedding = ReversibleEmbedding(
+            input_dim=vocabulary_size,
+            output_dim=decoder_hidden_dim,
+            tie_weights=tie_embedding_weights,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+            dtype=dtype,
+            name="token_embedding",
+        )
+        if encoder_hidden_dim == decoder_hidden_dim:
+            self.encoder_token_embedding = self.token_embedding
+        else:
+            self.encoder_token_embedding = keras.layers.Embedding(
+                input_dim=vocabulary_size,
+                output_dim=encoder_hidden_dim,
+                embeddings_initializer=keras.initializers.RandomNormal(
+                    stddev=1.0
+                ),
+                dtype=dtype,
+                name="encoder_token_embedding",
+            )
+        self.encoder = FiDOEncoder(
+            num_layers=encoder_num_layers,
+            hidden_dim=encoder_hidden_dim,
+            intermediate_dim=encoder_intermediate_dim,
+            num_heads=encoder_num_heads,
+            key_value_dim=key_value_dim,
+            relative_attention_num_buckets=relative_attention_num_buckets,
+            relative_attention_max_distance=relative_attention_max_distance,
+            dropout=dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name="encoder",
+        )
+        self.decoder = FiDODecoder(
+            num_layers=decoder_num_layers,
+            hidden_dim=decoder_hidden_dim,
+            intermediate_dim=decoder_intermediate_dim,
+            num_heads=decoder_num_heads,
+            num_key_value_heads=decoder_num_key_value_heads,
+            key_value_dim=key_value_dim,
+            encoder_hidden_dim=encoder_hidden_dim,
+            cross_attention_interval=cross_attention_interval,
+            relative_attention_num_buckets=relative_attention_num_buckets,
+            relative_attention_max_distance=relative_attention_max_distance,
+            dropout=dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name="decoder",
+        )
+
+        # === Functional Model ===
+        encoder_token_ids = keras.Input(
+            shape=(None, None), dtype="int32", name="encoder_token_ids"
+        )
+        encoder_padding_mask = keras.Input(
+            shape=(None, None), dtype="int32", name="encoder_padding_mask"
+        )
+        decoder_token_ids = keras.Input(
+            shape=(None,), dtype="int32", name="decoder_token_ids"
+        )
+        decoder_padding_mask = keras.Input(
+            shape=(None,), dtype="int32", name="decoder_padding_mask"
+        )
+        encoder_output = self.encoder(
+            self.encoder_token_embedding(encoder_token_ids),
+            encoder_padding_mask,
+        )
+        decoder_output = self.decoder(
+            self.token_embedding(decoder_token_ids),
+            encoder_output,
+            encoder_padding_mask=encoder_padding_mask,
+            decoder_padding_mask=decoder_padding_mask,
+        )
+        super().__init__(
+            inputs={
+                "encoder_token_ids": encoder_token_ids,
+                "encoder_padding_mask": encoder_padding_mask,
+                "decoder_token_ids": decoder_token_ids,
+                "decoder_padding_mask": decoder_padding_mask,
+            },
+            outputs={
+                "encoder_sequence_output": encoder_output,
+                "decoder_sequence_output": decoder_output,
+            },
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.encoder_num_layers = encoder_num_layers
+        self.encoder_hidden_dim = encoder_hidden_dim
+        self.encoder_intermediate_dim = encoder_intermediate_dim
+        self.encoder_num_heads = encoder_num_heads
+        self.decoder_num_layers = decoder_num_layers
+        self.decoder_hidden_dim = decoder_hidden_dim
+        self.decoder_intermediate_dim = decoder_intermediate_dim
+        self.decoder_num_heads = decoder_num_heads
+        self.decoder_num_key_value_heads = decoder_num_key_value_heads
+        self.key_value_dim = key_value_dim
+        self.cross_attention_interval = cross_attention_interval
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        self.relative_attention_max_distance = relative_attention_max_distance
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.tie_embedding_weights = tie_embedding_weights
+
+    @property
+    def cross_attention_layer_indices(self):
+        """1-based indices of the decoder layers that cross-attend."""
+        return list(self.decoder.cross_attention_layer_indices)
+
+    def token_logits(self, decoder_sequence_output):
+        """Vocabulary logits `[B, T, V]` from decoder states `[B, T, d]`."""
+        x = decoder_sequence_output
+        if self.tie_embedding_weights:
+            # T5 v1.0 rescales before reusing the input embedding.
+            x = x * ops.cast(self.decoder_hidden_dim**-0.5, x.dtype)
+        return self.token_embedding(x, reverse=True)
+
+    def call(self, inputs, training=None, mask=None):
+        check_inputs(inputs)
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "encoder_num_layers": self.encoder_num_layers,
+                "encoder_hidden_dim": self.encoder_hidden_dim,
+                "encoder_intermediate_dim": self.encoder_intermediate_dim,
+                "encoder_num_heads": self.encoder_num_heads,
+                "decoder_num_layers": self.decoder_num_layers,
+                "decoder_hidden_dim": self.decoder_hidden_dim,
+                "decoder_intermediate_dim": self.decoder_intermediate_dim,
+                "decoder_num_heads": self.decoder_num_heads,
+                "decoder_num_key_value_heads": self.decoder_num_key_value_heads,
+                "key_value_dim": self.key_value_dim,
+                "cross_attention_interval": self.cross_attention_interval,
+                "relative_attention_num_buckets": (
+                    self.relative_attention_num_buckets
+                ),
+                "relative_attention_max_distance": (
+                    self.relative_attention_max_distance
+                ),
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "tie_embedding_weights": self.tie_embedding_weights,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Builds a named architecture, or loads a saved preset directory.
+
+        Args:
+            preset: a name from `FiDOBackbone.presets` (builds that
+                architecture with random weights: no FiDO weights are
+                published) or a directory written by `save_to_preset`.
+            load_weights: bool. For a directory, whether to load its weights.
+            **kwargs: overrides of the config (e.g. `dtype`, `dropout`).
+        """
+        if isinstance(preset, str) and preset in backbone_presets:
+            config = {**backbone_presets[preset]["config"], **kwargs}
+            return cls(**config)
+        check_preset_directory(preset, load_weights)
+        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def check_preset_directory(preset, load_weights):
+    """Raises a clear error for a preset that is neither a name nor a
+    complete local directory (remote handles are passed through)."""
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ValueError(
+            "`preset` must be a preset name or a directory path. "
+            f"Received: preset={preset!r}"
+        )
+    preset = os.fspath(preset)
+    if "://" in preset:
+        return
+    if not os.path.isdir(preset):
+        raise ValueError(
+            f"Unknown preset {preset!r}: it is neither a known preset name "
+            f"nor a directory. Known presets: {sorted(backbone_presets)}."
+        )
+    required = ["config.json"] + (["model.weights.h5"] if load_weights else [])
+    for name in required:
+        if not os.path.exists(os.path.join(preset, name)):
+            raise ValueError(
+                f"Preset directory {preset!r} has no `{name}`; a preset "
+                "written by `save_to_preset` holds config.json and "
+                f"model.weights.h5. Found: {sorted(os.listdir(preset))}"
+            )
+
+
+def check_inputs(inputs):
+    """Validates the backbone's input dict: names, ranks, matching masks."""
+    if not isinstance(inputs, dict):
+        raise ValueError(
+            "FiDOBackbone expects a dict with keys "
+            f"{sorted(INPUT_RANKS)}. Received: {type(inputs).__name__}"
+        )
+    missing = sorted(set(INPUT_RANKS) - set(inputs))
+    if missing:
+        raise ValueError(
+            f"FiDOBackbone inputs are missing {missing}. "
+            f"Received keys: {sorted(inputs)}"
+        )
+    for name, rank in INPUT_RANKS.items():
+        shape = tuple(ops.shape(inputs[name]))
+        if len(shape) != rank:
+            layout = (
+                "[batch, passages, length]" if rank == 3 else "[batch, length]"
+            )
+            raise ValueError(
+                f"`{name}` must have rank {rank} {layout}. "
+                f"Received shape {shape} (rank {len(shape)})."
+            )
+    for ids, padding in (
+        ("encoder_token_ids", "encoder_padding_mask"),
+        ("decoder_token_ids", "decoder_padding_mask"),
+    ):
+        ids_shape = tuple(ops.shape(inputs[ids]))
+        mask_shape = tuple(ops.shape(inputs[padding]))
+        if (
+            _static(ids_shape)
+            and _static(mask_shape)
+            and ids_shape != mask_shape
+        ):
+            raise ValueError(
+                f"`{padding}` must have the shape of `{ids}` {ids_shape}. "
+                f"Received shape {mask_shape}."
+            )
+
+
+def _static(shape):
+    return all(isinstance(dim, int) for dim in shape)

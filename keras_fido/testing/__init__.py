@@ -1,0 +1,1 @@
+"""Helpers shared by keras_fido's tests (tiny references, random inputs)."""
