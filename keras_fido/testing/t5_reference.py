@@ -50,11 +50,19 @@ def tiny_t5(
                 parameter.copy_(1.0 + 0.2 * torch.randn_like(parameter))
             elif "relative_attention_bias" in name:
                 parameter.normal_(0.0, 1.0)
+        # Shrink the pad and end rows of the (in-memory tied) embedding so
+        # that greedy decoding emits varied tokens instead of stopping.
+        model.shared.weight[:2] *= 0.1
     return model
 
 
-def fid_forward(model, encoder_token_ids, encoder_padding_mask, decoder_token_ids,
-                decoder_padding_mask):
+def fid_forward(
+    model,
+    encoder_token_ids,
+    encoder_padding_mask,
+    decoder_token_ids,
+    decoder_padding_mask,
+):
     """Runs `model` as FiD does: passages encoded one by one, then fused.
 
     Returns numpy `(encoder_output [B, P*L, d], decoder_output [B, T, d],
@@ -90,8 +98,9 @@ def fid_forward(model, encoder_token_ids, encoder_padding_mask, decoder_token_id
     )
 
 
-def fid_greedy_generate(model, encoder_token_ids, encoder_padding_mask,
-                        max_new_tokens):
+def fid_greedy_generate(
+    model, encoder_token_ids, encoder_padding_mask, max_new_tokens
+):
     """transformers' own greedy generation over FiD-fused passages.
 
     Returns int token ids `[B, 1 + generated]` (starting with the decoder
@@ -114,12 +123,17 @@ def fid_greedy_generate(model, encoder_token_ids, encoder_padding_mask,
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
+            # transformers sizes its decoding cache by the encoder depth,
+            # which breaks when the decoder is deeper; decode uncached.
+            use_cache=model.config.num_decoder_layers
+            == model.config.num_layers,
         )
     return tokens.numpy()
 
 
-def random_fid_inputs(batch=2, passages=3, length=7, target=5, vocab=128,
-                      seed=0):
+def random_fid_inputs(
+    batch=2, passages=3, length=7, target=5, vocab=128, seed=0
+):
     """Random token ids with ragged passage padding and one empty passage."""
     rng = np.random.default_rng(seed)
     encoder_ids = rng.integers(2, vocab, size=(batch, passages, length))

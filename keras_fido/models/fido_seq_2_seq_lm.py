@@ -1,0 +1,308 @@
+"""The FiDO reader: questions and passages in, answers out."""
+
+import keras
+from keras import ops
+from keras_hub.models import Seq2SeqLM
+from keras_hub.src.utils.tensor_utils import any_equal
+
+from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.models.fido_backbone import check_preset_directory
+from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
+    FiDOSeq2SeqLMPreprocessor,
+)
+
+try:
+    import tensorflow as tf
+except ImportError:  # pragma: no cover - tensorflow is a dependency
+    tf = None
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class FiDOSeq2SeqLM(Seq2SeqLM):
+    """A Fusion-in-Decoder reader for open-domain question answering.
+
+    Wraps a `FiDOBackbone` (vanilla FiD or FiDO) and, optionally, a
+    `FiDOSeq2SeqLMPreprocessor`, for `fit()` on question/passages/answer
+    data and `generate()` of answers. Calling the model returns vocabulary
+    logits `[B, T, V]`; `fit()` uses token cross-entropy weighted by the
+    decoder padding mask.
+
+    Generation is greedy by default, as in the paper; any keras-hub sampler
+    works (`compile(sampler="beam")`, `"top_k"`, `"top_p"`, ...). The
+    decoding loop is compiled once per input shape (`jax.jit`, XLA
+    `tf.function`, `torch.no_grad`). It caches:
+
+    - the cross-attention K/V of the encoder output, computed once per
+      `generate()` call and only for the cross-attending layers
+      (`backbone.cross_attention_layer_indices`), with
+      `decoder_num_key_value_heads` heads: 4 layers x 1 head for
+      FiDO-Base-XL, 12 x 12 for FiD-Base;
+    - a self-attention K/V cache per decoder layer, written in place at the
+      current step.
+
+    Each step runs `backbone.decoder`, the very layer of the backbone's
+    functional graph, so cached decoding and training share one forward
+    pass. Beam search expands the caches, never re-running the encoder.
+
+    Args:
+        backbone: a `keras_fido.models.FiDOBackbone`.
+        preprocessor: a `keras_fido.models.FiDOSeq2SeqLMPreprocessor`, or
+            `None` to feed token ids directly.
+
+    Examples:
+    ```python
+    backbone = keras_fido.models.FiDOBackbone.from_preset("fido_tiny")
+    reader = keras_fido.models.FiDOSeq2SeqLM(backbone, preprocessor)
+    reader.generate({
+        "question": "what is the capital of france",
+        "passages": [{"title": "France", "text": "Its capital is Paris."}],
+    })
+    ```
+    """
+
+    backbone_cls = FiDOBackbone
+    preprocessor_cls = FiDOSeq2SeqLMPreprocessor
+
+    def __init__(self, backbone, preprocessor=None, **kwargs):
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+
+        # === Functional Model ===
+        inputs = backbone.input
+        hidden_states = backbone(inputs)["decoder_sequence_output"]
+        outputs = backbone.token_logits(hidden_states)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        *,
+        weighted_metrics="auto",
+        sampler="greedy",
+        **kwargs,
+    ):
+        """As `keras_hub.models.Seq2SeqLM.compile`, greedy by default."""
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            weighted_metrics=weighted_metrics,
+            sampler=sampler,
+            **kwargs,
+        )
+
+    # --- Decoding ---------------------------------------------------------
+
+    def encode(self, encoder_token_ids, encoder_padding_mask):
+        """Runs the encoder: `[B, P, L]` ids -> `[B, P*L, d_enc]` states."""
+        backbone = self.backbone
+        return backbone.encoder(
+            backbone.encoder_token_embedding(encoder_token_ids),
+            encoder_padding_mask,
+        )
+
+    def call_decoder_with_cache(
+        self,
+        decoder_token_ids,
+        encoder_padding_mask,
+        self_attention_cache,
+        cache_update_index,
+        cross_attention_cache,
+    ):
+        """One decoding step (or several tokens) with the caches.
+
+        Args:
+            decoder_token_ids: `[B, T]` tokens at positions
+                `cache_update_index ... cache_update_index + T - 1`.
+            encoder_padding_mask: `[B, P, L]` or `[B, P*L]`.
+            self_attention_cache: tuple of per-layer self-attention caches.
+            cache_update_index: scalar, position of the first token.
+            cross_attention_cache: tuple of cross-attention K/V, one per
+                cross-attending layer.
+
+        Returns:
+            `(logits [B, T, V], hidden_states [B, T, d], self_attention_cache)`.
+        """
+        backbone = self.backbone
+        hidden_states, self_attention_cache = backbone.decoder(
+            backbone.token_embedding(decoder_token_ids),
+            encoder_padding_mask=encoder_padding_mask,
+            self_attention_cache=self_attention_cache,
+            cache_update_index=cache_update_index,
+            cross_attention_cache=cross_attention_cache,
+        )
+        logits = backbone.token_logits(hidden_states)
+        return logits, hidden_states, self_attention_cache
+
+    def build_cache(self, encoder_token_ids, encoder_padding_mask, max_length):
+        """Runs the encoder once and allocates every decoding cache.
+
+        Returns `(self_attention_cache, cross_attention_cache)`.
+        """
+        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask)
+        decoder = self.backbone.decoder
+        cross_attention_cache = decoder.compute_cross_attention_cache(
+            encoder_output
+        )
+        batch_size = ops.shape(encoder_token_ids)[0]
+        self_attention_cache = decoder.init_self_attention_cache(
+            batch_size, max_length
+        )
+        return self_attention_cache, cross_attention_cache
+
+    def generate_step(self, inputs, stop_token_ids=None):
+        """Generates a batch; compiled by `make_generate_function`.
+
+        Args:
+            inputs: dict of `encoder_token_ids` `[B, P, L]`,
+                `encoder_padding_mask` `[B, P, L]`, `decoder_token_ids`
+                `[B, T]` (the prompt, usually the start token, then
+                anything) and `decoder_padding_mask` `[B, T]` (True on the
+                prompt tokens, which are kept as given).
+            stop_token_ids: tuple of ids that end a sequence, or None to run
+                all `T` steps.
+
+        Returns:
+            dict with the generated `decoder_token_ids` and a
+            `decoder_padding_mask` that ends after the stop token.
+        """
+        encoder_token_ids = inputs["encoder_token_ids"]
+        encoder_padding_mask = ops.cast(inputs["encoder_padding_mask"], "bool")
+        decoder_token_ids = inputs["decoder_token_ids"]
+        decoder_padding_mask = ops.cast(inputs["decoder_padding_mask"], "bool")
+        max_length = ops.shape(decoder_token_ids)[1]
+        self_attention_cache, cross_attention_cache = self.build_cache(
+            encoder_token_ids, encoder_padding_mask, max_length
+        )
+
+        def next(prompt, cache, index):
+            # Feed the token at `index - 1`; the logits predict `index`.
+            # Prompt tokens are fed the same way (and kept by the sampler
+            # through `mask`), so no separate prefill pass is needed.
+            self_cache, cross_cache, padding_mask = cache
+            position = index - 1
+            token = ops.slice(prompt, [0, position], [ops.shape(prompt)[0], 1])
+            logits, hidden_states, self_cache = self.call_decoder_with_cache(
+                token, padding_mask, self_cache, position, cross_cache
+            )
+            return (
+                ops.squeeze(logits, axis=1),
+                ops.squeeze(hidden_states, axis=1),
+                (self_cache, cross_cache, padding_mask),
+            )
+
+        decoder_token_ids = self.sampler(
+            next=next,
+            prompt=decoder_token_ids,
+            cache=(
+                self_attention_cache,
+                cross_attention_cache,
+                encoder_padding_mask,
+            ),
+            index=1,
+            mask=decoder_padding_mask,
+            stop_token_ids=stop_token_ids,
+            model=self,
+        )
+
+        if stop_token_ids is not None:
+            # Keep everything up to and including the first generated stop.
+            end_locations = ops.cast(
+                any_equal(
+                    decoder_token_ids,
+                    stop_token_ids,
+                    ops.logical_not(decoder_padding_mask),
+                ),
+                "int32",
+            )
+            overflow = ops.cumsum(end_locations, axis=-1) - end_locations
+            decoder_padding_mask = ops.logical_not(ops.cast(overflow, "bool"))
+        else:
+            decoder_padding_mask = ops.ones_like(decoder_token_ids, "bool")
+        return {
+            "decoder_token_ids": decoder_token_ids,
+            "decoder_padding_mask": decoder_padding_mask,
+        }
+
+    def _normalize_generate_inputs(self, inputs):
+        # One FiD example (a dict whose "question" is a string) is a batch
+        # of one whose answer comes back as a plain string.
+        if (
+            self.preprocessor is not None
+            and isinstance(inputs, dict)
+            and isinstance(inputs.get("question"), str)
+        ):
+            return [inputs], True
+        if isinstance(inputs, (list, tuple)) and self.preprocessor is not None:
+            return [list(inputs)], False
+        return super()._normalize_generate_inputs(inputs)
+
+    # --- Passage relevance ------------------------------------------------
+
+    def score_passages(self, inputs):
+        """FiD's per-passage relevance from the decoder's cross-attention.
+
+        Izacard & Grave ("Distilling Knowledge from Reader to Retriever",
+        https://arxiv.org/abs/2012.04584) score a passage by the attention
+        it receives: here the cross-attention probabilities of the first
+        decoding step (the query at the start token), averaged over heads,
+        over cross-attending layers and over the passage's real tokens.
+
+        Args:
+            inputs: raw inputs (with a preprocessor attached) or a dict of
+                `encoder_token_ids` and `encoder_padding_mask` `[B, P, L]`.
+
+        Returns:
+            A numpy float32 array `[B, P]`; passages that are all padding
+            score 0. Each row of scores over real tokens sums to
+            `1 / (tokens per passage)` on average, so compare within a row.
+        """
+        if self.preprocessor is not None and not _is_token_dict(inputs):
+            batches, _ = self._normalize_generate_inputs(inputs)
+            inputs = self.preprocessor.generate_preprocess(batches[0])
+        token_ids = ops.convert_to_tensor(inputs["encoder_token_ids"])
+        padding_mask = ops.cast(
+            ops.convert_to_tensor(inputs["encoder_padding_mask"]), "bool"
+        )
+        batch, passages, length = ops.shape(token_ids)
+        start = ops.zeros((batch, 1), "int32")
+        backbone = self.backbone
+        _, scores = backbone.decoder(
+            backbone.token_embedding(start),
+            self.encode(token_ids, padding_mask),
+            encoder_padding_mask=padding_mask,
+            return_attention_scores=True,
+        )
+        # [B, kv, group, 1, S] per layer -> mean over layers and heads.
+        mean = ops.mean(
+            ops.stack([ops.mean(s, axis=(1, 2, 3)) for s in scores]), axis=0
+        )
+        mean = ops.reshape(mean, (batch, passages, length))
+        mask = ops.cast(padding_mask, mean.dtype)
+        tokens = ops.sum(mask, axis=-1)
+        per_passage = ops.sum(mean * mask, axis=-1) / ops.maximum(tokens, 1.0)
+        return ops.convert_to_numpy(per_passage)
+
+    # --- Presets ----------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Builds a named architecture, or loads a saved preset directory.
+
+        Named presets (`FiDOBackbone.presets`) are architectures with random
+        weights and no vocabulary: pass `preprocessor=` to attach one. A
+        directory written by `save_to_preset` restores backbone, tokenizer,
+        preprocessor and weights.
+        """
+        if isinstance(preset, str) and preset in backbone_presets:
+            preprocessor = kwargs.pop("preprocessor", None)
+            backbone = FiDOBackbone.from_preset(preset, **kwargs)
+            return cls(backbone=backbone, preprocessor=preprocessor)
+        check_preset_directory(preset, load_weights)
+        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def _is_token_dict(inputs):
+    return isinstance(inputs, dict) and "encoder_token_ids" in inputs

@@ -1,0 +1,53 @@
+"""Shared pytest fixtures for keras_fido."""
+
+import io
+
+import pytest
+
+
+def _corpus_lines():
+    """English prose shipped with CPython: the pydoc help topics."""
+    from pydoc_data import topics
+
+    text = "\n".join(topics.topics[key] for key in sorted(topics.topics))
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if len(line) >= 20]
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_proto():
+    """A small T5-style SentencePiece model, as serialized proto bytes.
+
+    Trained in memory (well under a second) on CPython's bundled pydoc text,
+    so no download is needed. Ids follow T5: `<pad>`=0, `</s>`=1, `<unk>`=2,
+    no BOS. Full character coverage keeps ASCII words, digits and
+    punctuation free of unknowns (rare words split into characters).
+    """
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(_corpus_lines()),
+        model_writer=model,
+        vocab_size=800,
+        model_type="unigram",
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        num_threads=1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+@pytest.fixture
+def fido_tokenizer(sentencepiece_proto):
+    """A `FiDOTokenizer` built on the session's SentencePiece model."""
+    from keras_fido.models.fido_tokenizer import FiDOTokenizer
+
+    return FiDOTokenizer(proto=sentencepiece_proto)
