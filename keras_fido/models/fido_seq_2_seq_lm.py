@@ -136,17 +136,29 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         logits = backbone.token_logits(hidden_states)
         return logits, hidden_states, self_attention_cache
 
-    def build_cache(self, encoder_token_ids, encoder_padding_mask, max_length):
+    def build_cache(
+        self,
+        encoder_token_ids,
+        encoder_padding_mask,
+        max_length,
+        encoder_sequence_output=None,
+    ):
         """Runs the encoder once and allocates every decoding cache.
+
+        `encoder_sequence_output` `[B, P*L, d_enc]`, when given, is used
+        instead of running the encoder (precomputed passage encodings).
 
         Returns `(self_attention_cache, cross_attention_cache)`.
         """
-        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask)
+        if encoder_sequence_output is None:
+            encoder_sequence_output = self.encode(
+                encoder_token_ids, encoder_padding_mask
+            )
         decoder = self.backbone.decoder
         cross_attention_cache = decoder.compute_cross_attention_cache(
-            encoder_output
+            encoder_sequence_output
         )
-        batch_size = ops.shape(encoder_token_ids)[0]
+        batch_size = ops.shape(encoder_padding_mask)[0]
         self_attention_cache = decoder.init_self_attention_cache(
             batch_size, max_length
         )
@@ -160,7 +172,9 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                 `encoder_padding_mask` `[B, P, L]`, `decoder_token_ids`
                 `[B, T]` (the prompt, usually the start token, then
                 anything) and `decoder_padding_mask` `[B, T]` (True on the
-                prompt tokens, which are kept as given).
+                prompt tokens, which are kept as given). An optional
+                `encoder_sequence_output` `[B, P*L, d_enc]` replaces the
+                encoder run (`encoder_token_ids` may then be omitted).
             stop_token_ids: tuple of ids that end a sequence, or None to run
                 all `T` steps.
 
@@ -168,13 +182,16 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             dict with the generated `decoder_token_ids` and a
             `decoder_padding_mask` that ends after the stop token.
         """
-        encoder_token_ids = inputs["encoder_token_ids"]
+        encoder_token_ids = inputs.get("encoder_token_ids")
         encoder_padding_mask = ops.cast(inputs["encoder_padding_mask"], "bool")
         decoder_token_ids = inputs["decoder_token_ids"]
         decoder_padding_mask = ops.cast(inputs["decoder_padding_mask"], "bool")
         max_length = ops.shape(decoder_token_ids)[1]
         self_attention_cache, cross_attention_cache = self.build_cache(
-            encoder_token_ids, encoder_padding_mask, max_length
+            encoder_token_ids,
+            encoder_padding_mask,
+            max_length,
+            inputs.get("encoder_sequence_output"),
         )
 
         def next(prompt, cache, index):
@@ -234,7 +251,12 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             and isinstance(inputs, dict)
             and isinstance(inputs.get("question"), str)
         ):
-            return [inputs], True
+            # Batch it here: the preprocessor would return it unbatched.
+            if "titles" in inputs or "texts" in inputs:
+                return [{k: [v] for k, v in inputs.items()}], True
+            # Checked as given, so errors name `x[...]`, not `x[0][...]`.
+            self.preprocessor._canonicalize(inputs, with_target=False)
+            return [[inputs]], True
         if isinstance(inputs, (list, tuple)) and self.preprocessor is not None:
             return [list(inputs)], False
         return super()._normalize_generate_inputs(inputs)

@@ -1,0 +1,25 @@
+"""Data for FiD readers: FiD json files and the embedded country QA task."""
+
+from keras_fido.data.bm25_retriever import BM25Retriever
+from keras_fido.data.country_qa import build_country_qa
+from keras_fido.data.country_qa import corpus_lines
+from keras_fido.data.country_qa import country_qa_passages
+from keras_fido.data.country_qa import country_qa_stats
+from keras_fido.data.country_qa import write_country_qa
+from keras_fido.data.fid_json import load_fid_json
+from keras_fido.data.fid_json import read_fid_examples
+from keras_fido.data.fid_json import write_fid_json
+from keras_fido.data.sentencepiece_trainer import train_sentencepiece
+
+__all__ = [
+    "BM25Retriever",
+    "build_country_qa",
+    "corpus_lines",
+    "country_qa_passages",
+    "country_qa_stats",
+    "load_fid_json",
+    "read_fid_examples",
+    "train_sentencepiece",
+    "write_country_qa",
+    "write_fid_json",
+]

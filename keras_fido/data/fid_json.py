@@ -1,0 +1,403 @@
+"""Reading and writing FiD json / json-lines retrieval files.
+
+FiD (Izacard & Grave, 2021) stores an open-domain QA split as records
+
+```
+{"id": "0", "question": "...", "answers": ["..."], "target": "...",
+ "ctxs": [{"title": "...", "text": "...", "score": "83.2"}, ...]}
+```
+
+either as one json array (`.json`) or one record per line (`.jsonl`).
+`"id"`, `"target"`, `"title"` and `"score"` are optional. Everything here
+streams: records are parsed one at a time, so multi-gigabyte files are
+never loaded whole.
+"""
+
+import gzip
+import json
+import random
+
+import numpy as np
+import tensorflow as tf
+
+from keras_fido.data.json_records import iter_json_records
+
+_TARGET_CHOICES = ("first", "random")
+
+
+def _check_num_passages(num_passages):
+    if num_passages is None:
+        return None
+    if (
+        isinstance(num_passages, bool)
+        or not isinstance(num_passages, (int, np.integer))
+        or num_passages < 1
+    ):
+        raise ValueError(
+            "`num_passages` must be None or a positive int. "
+            f"Received: num_passages={num_passages!r}"
+        )
+    return int(num_passages)
+
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def _parse_passage(passage, where):
+    if not isinstance(passage, dict):
+        raise ValueError(
+            f"{where} must be a dict with keys 'title' and 'text'. "
+            f"Received: type {_type_name(passage)}"
+        )
+    if "text" not in passage:
+        raise ValueError(
+            f"{where} is missing the required key 'text'. "
+            f"Received keys: {sorted(passage.keys())}"
+        )
+    text = passage["text"]
+    title = passage.get("title")
+    title = "" if title is None else title
+    for key, value in (("text", text), ("title", title)):
+        if not isinstance(value, str):
+            raise ValueError(
+                f"{where}['{key}'] must be a string. "
+                f"Received: {value!r} of type {_type_name(value)}"
+            )
+    parsed = {"title": title, "text": text}
+    if passage.get("score") is not None:
+        score = passage["score"]
+        try:
+            if isinstance(score, bool):
+                raise TypeError
+            parsed["score"] = float(score)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where}['score'] must be a number (or a numeric string). "
+                f"Received: {score!r} of type {_type_name(score)}"
+            ) from None
+    return parsed
+
+
+def parse_fid_record(record, where="record", num_passages=None):
+    """Validates one FiD record and puts its passages in order.
+
+    Args:
+        record: dict. One decoded FiD record.
+        where: str. Names the record in error messages, e.g.
+            `"record 3 (line 4) of train.jsonl"`.
+        num_passages: int or `None`. Keep only the first passages (after
+            sorting).
+
+    Returns:
+        A copy of the record with `"ctxs"` replaced by a list of
+        `{"title", "text"}` dicts (plus `"score"` as a float where the
+        record had one), sorted by score, highest first, when every passage
+        has a score (ties keep the file order) and cut to `num_passages`.
+        A `"passages"` key is accepted as an alias of `"ctxs"` and renamed.
+
+    Raises:
+        ValueError: naming the record and the field for a missing
+            `"question"`, `"answers"` or `"ctxs"` key or a value of the
+            wrong type.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{where} must be a json object (a dict). "
+            f"Received: type {_type_name(record)}"
+        )
+    keys = sorted(record.keys())
+    for key in ("question", "answers"):
+        if key not in record:
+            raise ValueError(
+                f"{where} is missing the required key '{key}'. "
+                f"Received keys: {keys}"
+            )
+    ctx_key = "ctxs" if "ctxs" in record else "passages"
+    if ctx_key not in record:
+        raise ValueError(
+            f"{where} is missing the required key 'ctxs' (the retrieved "
+            f"passages). Received keys: {keys}"
+        )
+    question = record["question"]
+    if not isinstance(question, str):
+        raise ValueError(
+            f"{where}['question'] must be a string. "
+            f"Received: {question!r} of type {_type_name(question)}"
+        )
+    answers = record["answers"]
+    if not isinstance(answers, (list, tuple)) or not all(
+        isinstance(a, str) for a in answers
+    ):
+        raise ValueError(
+            f"{where}['answers'] must be a list of strings. "
+            f"Received: {answers!r}"
+        )
+    target = record.get("target")
+    if target is not None and not isinstance(target, str):
+        raise ValueError(
+            f"{where}['target'] must be a string. "
+            f"Received: {target!r} of type {_type_name(target)}"
+        )
+    ctxs = record[ctx_key]
+    if not isinstance(ctxs, (list, tuple)):
+        raise ValueError(
+            f"{where}['{ctx_key}'] must be a list of dicts with keys 'title' "
+            f"and 'text'. Received: type {_type_name(ctxs)}"
+        )
+    passages = [
+        _parse_passage(p, f"{where}['{ctx_key}'][{i}]")
+        for i, p in enumerate(ctxs)
+    ]
+    if passages and all("score" in p for p in passages):
+        # `sorted` is stable: equal scores keep their file order.
+        passages = sorted(passages, key=lambda p: -p["score"])
+    if num_passages is not None:
+        passages = passages[:num_passages]
+    parsed = {k: v for k, v in record.items() if k not in ("ctxs", "passages")}
+    parsed["answers"] = list(answers)
+    parsed["ctxs"] = passages
+    return parsed
+
+
+def read_fid_examples(path, num_passages=None, format="auto"):
+    """Streams the examples of a FiD json or json-lines file.
+
+    Args:
+        path: str or path-like. A json array file, or a json-lines file
+            (`.jsonl`); a `.gz` suffix reads it gzip-compressed.
+        num_passages: int or `None`. Keep at most this many passages per
+            example (after sorting by score). Defaults to `None` (all).
+        format: `"auto"`, `"json"` or `"jsonl"`. `"auto"` decides from a
+            `.jsonl` name or the first character of the file (`[` for a
+            json array).
+
+    Yields:
+        One dict per record, as returned by `parse_fid_record`: the record's
+        keys (`"question"`, `"answers"`, and `"id"`, `"target"` or others
+        when present) with `"ctxs"` as `{"title", "text", "score"?}` dicts
+        sorted by score. The dicts can be passed to
+        `FiDOSeq2SeqLMPreprocessor` and `FiDOSeq2SeqLM.generate()` as they
+        are.
+
+    Raises:
+        ValueError: for malformed json (naming the line) or a record with a
+            missing or ill-typed field (naming the record and its line).
+
+    Examples:
+    ```python
+    for example in read_fid_examples("dev.jsonl", num_passages=10):
+        print(example["question"], example["answers"])
+    ```
+    """
+    num_passages = _check_num_passages(num_passages)
+    for index, line, record in iter_json_records(path, format):
+        yield parse_fid_record(
+            record, f"record {index} (line {line}) of {path}", num_passages
+        )
+
+
+def load_fid_json(
+    path,
+    num_passages=None,
+    target_choice="first",
+    seed=0,
+    format="auto",
+    validate=False,
+):
+    """Streams a FiD json or json-lines file as a `tf.data.Dataset`.
+
+    The dataset is backed by a python generator
+    (`tf.data.Dataset.from_generator`) that parses one record at a time, so
+    the file is never loaded whole; json-lines files are read line by line
+    and json arrays with an incremental parser. The file is read again on
+    every pass over the dataset (use `.cache()` to keep it in memory).
+
+    Passages are sorted by score, highest first, when every passage of a
+    record has a `"score"` (ties keep the file order), then cut to
+    `num_passages`. With `num_passages`, shorter lists are padded with empty
+    titles and texts (score `0.0`) so every element has `P = num_passages`
+    passages and the dataset batches with `.batch()`; empty passages are
+    treated as missing by `FiDOSeq2SeqLMPreprocessor`. Without it, `P`
+    varies per element.
+
+    The target is the record's `"target"` when present. Otherwise it comes
+    from `"answers"`: the FiD reference code samples a random answer each
+    time an example is used in training; here `target_choice="first"`
+    (the default) takes `answers[0]` for determinism, and
+    `target_choice="random"` samples uniformly. For pass `k` over the
+    dataset (0-based), the sampler is seeded from `(seed, k)`, so runs are
+    reproducible and targets still change from epoch to epoch. A record
+    with no target and an empty answers list gets the target `""`.
+
+    Args:
+        path: str or path-like. A json array file, or a json-lines file
+            (`.jsonl`); a `.gz` suffix reads it gzip-compressed.
+        num_passages: int or `None`. Passages per example, `P`. Defaults to
+            `None` (keep all, unpadded).
+        target_choice: `"first"` or `"random"`. How to pick the target from
+            `"answers"` when a record has no `"target"`. Defaults to
+            `"first"`.
+        seed: int. Seeds `target_choice="random"`. Defaults to `0`.
+        format: `"auto"`, `"json"` or `"jsonl"`. `"auto"` decides from a
+            `.jsonl` name or the first character of the file (`[` for a
+            json array).
+        validate: bool. If `True`, read the whole file once now (streaming,
+            constant memory) so that any malformed or incomplete record
+            raises a `ValueError` here rather than in the middle of
+            training. Defaults to `False`: only the first record is checked
+            now.
+
+    Returns:
+        A `tf.data.Dataset` of dicts:
+        `"question"` (string scalar), `"titles"` and `"texts"` (string
+        `[P]`), `"scores"` (float32 `[P]`, `0.0` where a passage has no
+        score), `"answers"` (string `[A]`, `A` varies), `"target"` (string
+        scalar) and `"id"` (string scalar, `""` when the record has none;
+        numbers are turned into strings). Because `"answers"` varies in
+        length, batch with `dataset.ragged_batch(B)`, or drop it first:
+        `dataset.map(lambda x: {k: v for k, v in x.items() if k !=
+        "answers"}).batch(B)`.
+
+    Raises:
+        ValueError: for bad arguments, or a malformed or incomplete first
+            record (every record with `validate=True`), naming the record,
+            its line and the field. A bad record met while iterating the
+            dataset stops it with a TensorFlow `InvalidArgumentError` that
+            carries the same message.
+
+    Examples:
+    ```python
+    ds = load_fid_json("train.jsonl", num_passages=20)
+    ds = ds.shuffle(1000).ragged_batch(8)
+    ds = ds.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+    reader.fit(ds)
+    ```
+    """
+    num_passages = _check_num_passages(num_passages)
+    if target_choice not in _TARGET_CHOICES:
+        raise ValueError(
+            f"`target_choice` must be one of {_TARGET_CHOICES}. "
+            f"Received: target_choice={target_choice!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
+    seed = int(seed)
+    # Fail now, not mid-training, on a missing file or a bad first record.
+    for _ in read_fid_examples(path, num_passages, format):
+        if not validate:
+            break
+    passes = [0]
+
+    def generate():
+        rng = random.Random(f"{seed}:{passes[0]}")
+        passes[0] += 1
+        for example in read_fid_examples(path, num_passages, format):
+            yield _to_element(example, num_passages, target_choice, rng)
+
+    size = num_passages  # `None` means a variable number of passages.
+    signature = {
+        "question": tf.TensorSpec([], tf.string),
+        "titles": tf.TensorSpec([size], tf.string),
+        "texts": tf.TensorSpec([size], tf.string),
+        "scores": tf.TensorSpec([size], tf.float32),
+        "answers": tf.TensorSpec([None], tf.string),
+        "target": tf.TensorSpec([], tf.string),
+        "id": tf.TensorSpec([], tf.string),
+    }
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def _to_element(example, num_passages, target_choice, rng):
+    """Turns a parsed record into the numpy arrays of one dataset element."""
+    ctxs = example["ctxs"]
+    titles = [p["title"] for p in ctxs]
+    texts = [p["text"] for p in ctxs]
+    scores = [p.get("score", 0.0) for p in ctxs]
+    if num_passages is not None:
+        missing = num_passages - len(ctxs)
+        titles += [""] * missing
+        texts += [""] * missing
+        scores += [0.0] * missing
+    answers = example["answers"]
+    target = example.get("target")
+    if target is None:
+        if not answers:
+            target = ""
+        elif target_choice == "random":
+            target = rng.choice(answers)
+        else:
+            target = answers[0]
+    example_id = example.get("id")
+    example_id = "" if example_id is None else str(example_id)
+    return {
+        "question": _encode(example["question"]),
+        "titles": np.array([_encode(t) for t in titles], dtype=object),
+        "texts": np.array([_encode(t) for t in texts], dtype=object),
+        "scores": np.array(scores, dtype=np.float32),
+        "answers": np.array([_encode(a) for a in answers], dtype=object),
+        "target": _encode(target),
+        "id": _encode(example_id),
+    }
+
+
+def _encode(text):
+    return text.encode("utf-8")
+
+
+def write_fid_json(path, examples, format="auto"):
+    """Writes FiD examples as a json array or a json-lines file, streaming.
+
+    Each example is written as it comes (`ensure_ascii=False`, UTF-8), so
+    `examples` can be a generator over more data than fits in memory.
+
+    Args:
+        path: str or path-like. The output file; a `.gz` suffix writes it
+            gzip-compressed.
+        examples: iterable of json-serializable dicts in the FiD format
+            (`{"question", "answers", "ctxs", ...}`). They are written as
+            given.
+        format: `"auto"`, `"json"` or `"jsonl"`. `"auto"` writes json lines
+            for a `.jsonl` (or `.jsonl.gz`) name and a json array otherwise.
+
+    Returns:
+        The number of examples written.
+
+    Examples:
+    ```python
+    write_fid_json("dev.json", [{
+        "question": "What is the capital of France?",
+        "answers": ["Paris"],
+        "ctxs": [{"title": "France", "text": "Paris is its capital."}],
+    }])
+    ```
+    """
+    if format not in ("auto", "json", "jsonl"):
+        raise ValueError(
+            "`format` must be one of ('auto', 'json', 'jsonl'). "
+            f"Received: format={format!r}"
+        )
+    name = str(path)
+    name = name[:-3] if name.endswith(".gz") else name
+    if format == "auto":
+        format = "jsonl" if name.endswith(".jsonl") else "json"
+    opener = gzip.open if str(path).endswith(".gz") else open
+    count = 0
+    with opener(path, "wt", encoding="utf-8") as f:
+        if format == "json":
+            f.write("[")
+        for i, example in enumerate(examples):
+            if not isinstance(example, dict):
+                raise ValueError(
+                    f"`examples[{i}]` must be a dict. "
+                    f"Received: type {_type_name(example)}"
+                )
+            text = json.dumps(example, ensure_ascii=False)
+            if format == "json":
+                f.write(("\n" if i == 0 else ",\n") + text)
+            else:
+                f.write(text + "\n")
+            count += 1
+        if format == "json":
+            f.write("\n]\n" if count else "]\n")
+    return count

@@ -1,0 +1,129 @@
+"""Training a T5-style SentencePiece model in memory."""
+
+import io
+
+import numpy as np
+
+
+def _lines(lines):
+    """Yields the non-empty lines of `lines`, splitting embedded newlines."""
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise ValueError(
+                f"`lines[{i}]` must be a python string. "
+                f"Received: {line!r} of type {type(line).__name__}"
+            )
+        for part in line.splitlines():
+            part = part.strip()
+            if part:
+                yield part
+
+
+def train_sentencepiece(
+    lines,
+    vocab_size=8000,
+    model_type="unigram",
+    character_coverage=1.0,
+    num_threads=1,
+    hard_vocab_limit=True,
+    user_defined_symbols=None,
+    max_sentence_length=16384,
+):
+    """Trains a SentencePiece model with T5's special tokens, in memory.
+
+    The ids follow T5: `0` is `"<pad>"` (also the decoder start token), `1`
+    is `"</s>"` (end of sequence), `2` is `"<unk>"`, and there is no
+    beginning-of-sequence token. With `character_coverage=1.0` every
+    character of the training text gets a piece, so words made of seen
+    characters never become `<unk>`. Nothing is written to disk: the model
+    comes back as serialized proto bytes, ready for
+    `keras_fido.models.FiDOTokenizer(proto=...)`.
+
+    Args:
+        lines: iterable of str. The training text, e.g.
+            `keras_fido.data.corpus_lines()`. Strings holding newlines are
+            split into lines; blank lines are skipped.
+        vocab_size: int. Size of the vocabulary, special tokens included.
+            Defaults to `8000`.
+        model_type: str. `"unigram"` (T5's choice), `"bpe"`, `"char"` or
+            `"word"`. Defaults to `"unigram"`.
+        character_coverage: float. Fraction of characters covered by the
+            vocabulary. Defaults to `1.0`.
+        num_threads: int. Trainer threads. Defaults to `1`.
+        hard_vocab_limit: bool. If `True`, training fails when the text is
+            too small for `vocab_size`; if `False`, the vocabulary may come
+            out smaller. Defaults to `True`.
+        user_defined_symbols: list of str or `None`. Extra pieces that are
+            never split, e.g. `["<extra_id_0>"]`. Defaults to `None`.
+        max_sentence_length: int. Longest line (in bytes) used for
+            training. Defaults to `16384`.
+
+    Returns:
+        bytes. The serialized SentencePiece model proto.
+
+    Examples:
+    ```python
+    proto = train_sentencepiece(corpus_lines(), vocab_size=1000)
+    tokenizer = keras_fido.models.FiDOTokenizer(proto=proto)
+    ```
+    """
+    import sentencepiece
+
+    for name, value in (
+        ("vocab_size", vocab_size),
+        ("num_threads", num_threads),
+        ("max_sentence_length", max_sentence_length),
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < 1
+        ):
+            raise ValueError(
+                f"`{name}` must be a positive int. Received: {name}={value!r}"
+            )
+    if isinstance(lines, str):
+        raise ValueError(
+            "`lines` must be an iterable of strings, not a single string. "
+            "Received: a str"
+        )
+    lines = list(_lines(lines))
+    if not lines:
+        raise ValueError(
+            "`lines` must hold at least one non-empty string. Received: none"
+        )
+    if not 0.0 < character_coverage <= 1.0:
+        raise ValueError(
+            "`character_coverage` must be in (0, 1]. "
+            f"Received: character_coverage={character_coverage!r}"
+        )
+    model = io.BytesIO()
+    options = dict(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=int(vocab_size),
+        model_type=model_type,
+        character_coverage=float(character_coverage),
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        num_threads=int(num_threads),
+        hard_vocab_limit=bool(hard_vocab_limit),
+        max_sentence_length=int(max_sentence_length),
+        minloglevel=2,
+    )
+    if user_defined_symbols:
+        options["user_defined_symbols"] = list(user_defined_symbols)
+    try:
+        sentencepiece.SentencePieceTrainer.train(**options)
+    except RuntimeError as e:
+        raise ValueError(
+            f"SentencePiece training failed: {e}. If the vocabulary is too "
+            "large for the text, lower `vocab_size` or pass "
+            "`hard_vocab_limit=False`."
+        ) from None
+    return model.getvalue()
