@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks of FiD and FiDO (see `__main__`)."""

@@ -1,0 +1,137 @@
+"""The recipes and the quickstart run end to end on the embedded task."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from keras_fido.data import write_country_qa
+
+RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
+
+
+def load_recipe(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(RECIPES, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def country_qa_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("country_qa")
+    write_country_qa(str(directory), num_passages=2)
+    return directory
+
+
+def test_finetune_then_evaluate_writes_a_preset_and_predictions(
+    country_qa_dir, tmp_path, capsys
+):
+    output = tmp_path / "run"
+    finetune = load_recipe("finetune_qa")
+    finetune.main(
+        [
+            "--train",
+            str(country_qa_dir / "train.json"),
+            "--validation",
+            str(country_qa_dir / "validation.json"),
+            "--preset",
+            "fido_tiny",
+            "--train-tokenizer",
+            "400",
+            "--output",
+            str(output),
+            "--num-passages",
+            "2",
+            "--passage-length",
+            "24",
+            "--answer-length",
+            "6",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--train-limit",
+            "8",
+            "--validation-limit",
+            "2",
+        ]
+    )
+    assert (output / "preset" / "config.json").exists()
+    assert (output / "best.weights.h5").exists()
+
+    predictions = tmp_path / "predictions.jsonl"
+    evaluate = load_recipe("evaluate_qa")
+    evaluate.main(
+        [
+            "--preset",
+            str(output / "preset"),
+            "--data",
+            str(country_qa_dir / "test.json"),
+            "--limit",
+            "3",
+            "--batch-size",
+            "2",
+            "--predictions",
+            str(predictions),
+        ]
+    )
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(lines) == 3
+    assert all(isinstance(line["prediction"], str) for line in lines)
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["count"] == 3
+
+
+def test_finetune_refuses_a_named_preset_without_a_vocabulary(
+    country_qa_dir, tmp_path
+):
+    finetune = load_recipe("finetune_qa")
+    with pytest.raises(SystemExit, match="--train-tokenizer"):
+        finetune.main(
+            [
+                "--train",
+                str(country_qa_dir / "train.json"),
+                "--validation",
+                str(country_qa_dir / "validation.json"),
+                "--preset",
+                "fido_tiny",
+                "--output",
+                str(tmp_path / "run"),
+            ]
+        )
+
+
+def test_quickstart_reports_both_readers(tmp_path):
+    from keras_fido import quickstart
+
+    out = tmp_path / "figures.json"
+    results = quickstart.main(
+        [
+            "--limit",
+            "12",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--passages",
+            "2",
+            "--passage-length",
+            "32",
+            "--vocabulary-size",
+            "500",
+            "--json",
+            str(out),
+        ]
+    )
+    written = json.loads(out.read_text())
+    assert set(written) == {"fido", "fid"} == set(results)
+    for figures in written.values():
+        assert 0.0 <= figures["test_em"] <= 100.0
+        assert figures["test_questions"] == 12
+        assert figures["generate_ms_per_sample"] > 0
+    assert written["fido"]["cross_attention_layers"] == [2, 4]
+    assert written["fid"]["cross_attention_layers"] == [1, 2]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs keras_fido with its test extra, then runs the whole suite once per
+# Keras backend (jax, tensorflow, torch). Usage: bash tools/run_tests.sh [pytest args]
+# Set BACKENDS="jax" to run one backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m pip install --quiet -c tools/constraints.txt -e ".[test]"
+
+backends=${BACKENDS:-"jax tensorflow torch"}
+status=0
+for backend in $backends; do
+    echo "=== KERAS_BACKEND=$backend ==="
+    start=$(date +%s)
+    KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider "$@" || status=1
+    echo "=== $backend took $(( $(date +%s) - start )) s ==="
+done
+exit $status
