@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 
 python -m pip install --quiet -c tools/constraints.txt -e ".[test]"
 
+# JAX compiles every eager op once per shape; a persistent compilation cache
+# makes later runs on the same machine much faster (it is only a cache).
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/keras_fido_jax_cache}
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+
 backends=${BACKENDS:-"jax tensorflow torch"}
 status=0
 for backend in $backends; do

@@ -13,6 +13,7 @@ from keras_fido.analysis.operational_intensity import decoding_step_costs
 from keras_fido.analysis.operational_intensity import (
     inverse_operational_intensity,
 )
+from keras_fido.analysis.parameters import parameter_count
 from keras_fido.analysis.summary import summary
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "flops_per_sample",
     "inverse_operational_intensity",
     "paper_flops_approximation",
+    "parameter_count",
     "self_attention_cache_bytes_per_sample",
     "summary",
 ]

@@ -16,13 +16,22 @@ def cross_attention_layer_indices(num_layers, cross_attention_interval):
     Returns:
         A list of ints, the 1-based layer indices.
     """
-    if not isinstance(num_layers, int) or num_layers < 1:
+    # `bool` is an `int`: `True` must not pass as an interval of 1.
+    if (
+        isinstance(num_layers, bool)
+        or not isinstance(num_layers, int)
+        or num_layers < 1
+    ):
         raise ValueError(
             "`num_layers` must be a positive int. "
             f"Received: num_layers={num_layers!r}"
         )
     interval = cross_attention_interval
-    if not isinstance(interval, int) or not 1 <= interval <= num_layers:
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int)
+        or not 1 <= interval <= num_layers
+    ):
         raise ValueError(
             "`cross_attention_interval` must be an int between 1 and the "
             f"decoder depth ({num_layers}), so that at least one layer "

@@ -27,7 +27,8 @@ class RelativePositionBias(keras.layers.Layer):
             the causal decoder (only keys at or before the query count).
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
-    Call arguments:
+    Call arguments (of `compute_bias`, which the stacks call; `__call__`
+    takes the same arguments by keyword):
         query_length: int or scalar tensor, number of query positions.
         key_length: int or scalar tensor, number of key positions.
         query_offset: int or scalar tensor, position of the first query (the

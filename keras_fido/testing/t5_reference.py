@@ -56,6 +56,24 @@ def tiny_t5(
     return model
 
 
+def untie_output_projection(model, seed=100):
+    """Gives `model` its own random output projection (`lm_head`).
+
+    transformers ties `lm_head` to the input embedding in memory, and with a
+    tied random head greedy decoding soon repeats the token it was fed
+    (each embedding is most similar to itself). A separate head, as T5.1.1
+    checkpoints have, gives varied sequences, which make generation tests
+    able to fail. The pad row is shrunk as in `tiny_t5`. Returns `model`.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(model.lm_head.weight.shape, generator=generator)
+    weight[0] *= 0.1
+    model.lm_head.weight = torch.nn.Parameter(weight)
+    return model
+
+
 def fid_forward(
     model,
     encoder_token_ids,
