@@ -30,8 +30,8 @@ from keras_fido.models import FiDOTokenizer
 
 ENCODER = dict(
     encoder_num_layers=2,
-    encoder_hidden_dim=128,
-    encoder_intermediate_dim=256,
+    encoder_hidden_dim=96,
+    encoder_intermediate_dim=192,
     encoder_num_heads=4,
 )
 
@@ -47,8 +47,8 @@ def reader_configs(vocabulary_size):
     fido = dict(
         common,
         decoder_num_layers=4,
-        decoder_hidden_dim=192,
-        decoder_intermediate_dim=384,
+        decoder_hidden_dim=144,
+        decoder_intermediate_dim=288,
         decoder_num_heads=6,
         decoder_num_key_value_heads=1,
         cross_attention_interval=2,
@@ -56,8 +56,8 @@ def reader_configs(vocabulary_size):
     fid = dict(
         common,
         decoder_num_layers=2,
-        decoder_hidden_dim=128,
-        decoder_intermediate_dim=256,
+        decoder_hidden_dim=96,
+        decoder_intermediate_dim=192,
         decoder_num_heads=4,
         cross_attention_interval=1,
     )
@@ -69,11 +69,11 @@ def parse_args(argv=None):
         prog="python -m keras_fido.quickstart",
         description=__doc__.split("\n")[0],
     )
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--passages", type=int, default=5)
-    p.add_argument("--passage-length", type=int, default=96)
+    p.add_argument("--passages", type=int, default=4)
+    p.add_argument("--passage-length", type=int, default=80)
     p.add_argument("--answer-length", type=int, default=16)
     p.add_argument("--vocabulary-size", type=int, default=2000)
     p.add_argument("--models", default="fido,fid")

@@ -31,7 +31,8 @@ class FiDOTransformerLayer(keras.layers.Layer):
             `cross_attention=True`.
         dropout: float. Dropout on each sublayer's output and attention.
         layer_norm_epsilon: float. Epsilon of the RMS norms.
-        kernel_initializer: initializer for all kernels.
+        kernel_initializer: initializer for all kernels; `None` (default)
+            uses T5's fan-in scaled normal initializers.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -59,7 +60,7 @@ class FiDOTransformerLayer(keras.layers.Layer):
         encoder_hidden_dim=None,
         dropout=0.0,
         layer_norm_epsilon=1e-6,
-        kernel_initializer="glorot_uniform",
+        kernel_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -193,8 +194,10 @@ class FiDOTransformerLayer(keras.layers.Layer):
                 "encoder_hidden_dim": self.encoder_hidden_dim,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
+                "kernel_initializer": (
+                    None
+                    if self.kernel_initializer is None
+                    else keras.initializers.serialize(self.kernel_initializer)
                 ),
             }
         )

@@ -15,7 +15,10 @@ class GatedGeluFeedForward(keras.layers.Layer):
         hidden_dim: int. Width of the input and output.
         intermediate_dim: int. Width of the gated hidden layer.
         dropout: float. Dropout on the gated hidden activations.
-        kernel_initializer: initializer for the three kernels.
+        kernel_initializer: initializer for the three kernels. Defaults to
+            `None`, T5's scheme: normal with standard deviation
+            `hidden_dim ** -0.5` into the hidden layer and
+            `intermediate_dim ** -0.5` out of it.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -35,7 +38,7 @@ class GatedGeluFeedForward(keras.layers.Layer):
         hidden_dim,
         intermediate_dim,
         dropout=0.0,
-        kernel_initializer="glorot_uniform",
+        kernel_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -44,18 +47,23 @@ class GatedGeluFeedForward(keras.layers.Layer):
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-        def dense(units, name):
+        def dense(units, name, fan_in):
+            initializer = self.kernel_initializer
+            if initializer is None:
+                initializer = keras.initializers.RandomNormal(
+                    stddev=fan_in**-0.5
+                )
             return keras.layers.Dense(
                 units,
                 use_bias=False,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=initializer,
                 dtype=self.dtype_policy,
                 name=name,
             )
 
-        self.gate_dense = dense(intermediate_dim, "gate_dense")
-        self.input_dense = dense(intermediate_dim, "input_dense")
-        self.output_dense = dense(hidden_dim, "output_dense")
+        self.gate_dense = dense(intermediate_dim, "gate_dense", hidden_dim)
+        self.input_dense = dense(intermediate_dim, "input_dense", hidden_dim)
+        self.output_dense = dense(hidden_dim, "output_dense", intermediate_dim)
         self.dropout_layer = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="dropout"
         )
@@ -84,8 +92,10 @@ class GatedGeluFeedForward(keras.layers.Layer):
                 "hidden_dim": self.hidden_dim,
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
+                "kernel_initializer": (
+                    None
+                    if self.kernel_initializer is None
+                    else keras.initializers.serialize(self.kernel_initializer)
                 ),
             }
         )

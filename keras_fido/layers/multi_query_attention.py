@@ -31,7 +31,12 @@ class MultiQueryAttention(keras.layers.Layer):
             `num_query_heads`.
         key_value_dim: int. Width of every head (T5's `d_kv`).
         dropout: float. Dropout on the attention probabilities.
-        kernel_initializer: initializer for the projection kernels.
+        kernel_initializer: initializer for the projection kernels. Defaults
+            to `None`, T5's scheme: normal with standard deviation
+            `(d_in * key_value_dim) ** -0.5` for queries (which stands in
+            for the missing logit scaling), `d_in ** -0.5` for keys and
+            values, `(num_query_heads * key_value_dim) ** -0.5` for the
+            output.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -66,7 +71,7 @@ class MultiQueryAttention(keras.layers.Layer):
         num_key_value_heads,
         key_value_dim,
         dropout=0.0,
-        kernel_initializer="glorot_uniform",
+        kernel_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -93,11 +98,14 @@ class MultiQueryAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.group_size = num_query_heads // num_key_value_heads
 
-    def _projection(self, equation, output_shape, name):
+    def _projection(self, equation, output_shape, name, stddev):
+        initializer = self.kernel_initializer
+        if initializer is None:
+            initializer = keras.initializers.RandomNormal(stddev=stddev)
         return keras.layers.EinsumDense(
             equation,
             output_shape=output_shape,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=initializer,
             dtype=self.dtype_policy,
             name=name,
         )
@@ -113,19 +121,31 @@ class MultiQueryAttention(keras.layers.Layer):
         )
         self.hidden_dim = query_shape[-1]
         self.query_dense = self._projection(
-            "btd,dnh->btnh", (None, heads, dim), "query"
+            "btd,dnh->btnh",
+            (None, heads, dim),
+            "query",
+            (query_shape[-1] * dim) ** -0.5,
         )
         self.query_dense.build(query_shape)
         self.key_dense = self._projection(
-            "bsd,dkh->bskh", (None, kv_heads, dim), "key"
+            "bsd,dkh->bskh",
+            (None, kv_heads, dim),
+            "key",
+            source_shape[-1] ** -0.5,
         )
         self.key_dense.build(source_shape)
         self.value_dense = self._projection(
-            "bsd,dkh->bskh", (None, kv_heads, dim), "value"
+            "bsd,dkh->bskh",
+            (None, kv_heads, dim),
+            "value",
+            source_shape[-1] ** -0.5,
         )
         self.value_dense.build(source_shape)
         self.output_dense = self._projection(
-            "btnh,nhd->btd", (None, self.hidden_dim), "output"
+            "btnh,nhd->btd",
+            (None, self.hidden_dim),
+            "output",
+            (heads * dim) ** -0.5,
         )
         self.output_dense.build(tuple(query_shape[:-1]) + (heads, dim))
         self.dropout_layer = keras.layers.Dropout(
@@ -238,9 +258,13 @@ class MultiQueryAttention(keras.layers.Layer):
                 "num_key_value_heads": self.num_key_value_heads,
                 "key_value_dim": self.key_value_dim,
                 "dropout": self.dropout,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
+                "kernel_initializer": _serialize(self.kernel_initializer),
             }
         )
         return config
+
+
+def _serialize(initializer):
+    if initializer is None:
+        return None
+    return keras.initializers.serialize(initializer)
