@@ -52,7 +52,7 @@ class FiDODecoder(keras.layers.Layer):
         decoder_padding_mask: optional `[B, T]`; ignored with a cache (the
             causal mask over the cache already hides unwritten positions).
         self_attention_cache: optional tuple, one
-            `[B, 2, T_max, num_key_value_heads, key_value_dim]` tensor per
+            `[B, 2, num_key_value_heads, T_max, key_value_dim]` tensor per
             layer (`init_self_attention_cache`). With it the call returns
             `(outputs, updated_self_attention_cache)`.
         cache_update_index: int or scalar tensor, position of the first of
@@ -162,8 +162,8 @@ class FiDODecoder(keras.layers.Layer):
         shape = (
             batch_size,
             2,
-            max_length,
             self.num_key_value_heads,
+            max_length,
             self.key_value_dim,
         )
         dtype = dtype or self.compute_dtype
@@ -174,7 +174,7 @@ class FiDODecoder(keras.layers.Layer):
 
         Only the cross-attending layers get an entry, so the cache holds
         `len(cross_attention_layer_indices)` tensors of shape
-        `[B, 2, S, num_key_value_heads, key_value_dim]`.
+        `[B, 2, num_key_value_heads, S, key_value_dim]`.
         """
         encoder_output = ops.cast(encoder_output, self.compute_dtype)
         return tuple(
@@ -188,8 +188,8 @@ class FiDODecoder(keras.layers.Layer):
             (
                 batch_size,
                 2,
-                source_length,
                 self.num_key_value_heads,
+                source_length,
                 self.key_value_dim,
             )
             for _ in self.cross_attention_layers
@@ -216,7 +216,7 @@ class FiDODecoder(keras.layers.Layer):
                     "`cache_update_index` is required with a "
                     "`self_attention_cache`."
                 )
-            key_length = ops.shape(self_attention_cache[0])[2]
+            key_length = ops.shape(self_attention_cache[0])[3]
             query_offset = cache_update_index
         else:
             key_length, query_offset = length, 0

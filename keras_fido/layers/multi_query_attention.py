@@ -45,7 +45,7 @@ class MultiQueryAttention(keras.layers.Layer):
             attend a key.
         attention_bias: optional float `[1 or B, num_query_heads, T, S]`
             added to the logits (the relative position bias).
-        cache: optional `[B, 2, S_max, num_key_value_heads, key_value_dim]`
+        cache: optional `[B, 2, num_key_value_heads, S_max, key_value_dim]`
             key/value cache. The new keys/values are written into it at
             `cache_update_index` and attention runs over the whole cache
             (the mask hides the future).
@@ -127,16 +127,18 @@ class MultiQueryAttention(keras.layers.Layer):
             (query_shape[-1] * dim) ** -0.5,
         )
         self.query_dense.build(query_shape)
+        # K/V are laid out head-major, [B, kv_heads, S, dim], so that each
+        # decoding step reads every head's keys as one contiguous block.
         self.key_dense = self._projection(
-            "bsd,dkh->bskh",
-            (None, kv_heads, dim),
+            "bsd,dkh->bksh",
+            (kv_heads, None, dim),
             "key",
             source_shape[-1] ** -0.5,
         )
         self.key_dense.build(source_shape)
         self.value_dense = self._projection(
-            "bsd,dkh->bskh",
-            (None, kv_heads, dim),
+            "bsd,dkh->bksh",
+            (kv_heads, None, dim),
             "value",
             source_shape[-1] ** -0.5,
         )
@@ -156,7 +158,7 @@ class MultiQueryAttention(keras.layers.Layer):
     def compute_key_value(self, source):
         """Projects `source` `[B, S, d]` to the stacked K/V cache layout.
 
-        Returns a `[B, 2, S, num_key_value_heads, key_value_dim]` tensor.
+        Returns a `[B, 2, num_key_value_heads, S, key_value_dim]` tensor.
         """
         return ops.stack(
             [self.key_dense(source), self.value_dense(source)], axis=1
@@ -188,7 +190,7 @@ class MultiQueryAttention(keras.layers.Layer):
             ),
         )
         key, value = key_value[:, 0], key_value[:, 1]
-        logits = ops.einsum("btkgh,bskh->bkgts", query, key)
+        logits = ops.einsum("btkgh,bksh->bkgts", query, key)
         logits = ops.cast(logits, "float32")
         if attention_bias is not None:
             bias = ops.cast(attention_bias, "float32")
@@ -209,7 +211,7 @@ class MultiQueryAttention(keras.layers.Layer):
         probabilities = ops.softmax(logits, axis=-1)
         weights = ops.cast(probabilities, self.compute_dtype)
         weights = self.dropout_layer(weights, training=training)
-        output = ops.einsum("bkgts,bskh->btkgh", weights, value)
+        output = ops.einsum("bkgts,bksh->btkgh", weights, value)
         output = ops.reshape(
             output,
             (batch, length, self.num_query_heads, self.key_value_dim),
@@ -232,7 +234,7 @@ class MultiQueryAttention(keras.layers.Layer):
                     "`cache_update_index` is required when a `cache` is "
                     "passed: it says where the new keys/values go."
                 )
-            start = [0, 0, cache_update_index, 0, 0]
+            start = [0, 0, 0, cache_update_index, 0]
             key_value = ops.slice_update(
                 cache, start, ops.cast(key_value, cache.dtype)
             )

@@ -27,7 +27,7 @@ class MultiQueryCrossAttention(MultiQueryAttention):
         hidden_states: `[B, T, hidden_dim]` decoder states.
         encoder_output: `[B, S, source_dim]`; ignored when `cache` is given.
         attention_mask: optional bool `[B, T, S]` (or `[B, 1, S]`).
-        cache: optional `[B, 2, S, num_key_value_heads, key_value_dim]`, the
+        cache: optional `[B, 2, num_key_value_heads, S, key_value_dim]`, the
             precomputed K/V of `encoder_output`.
         return_attention_scores: bool, also return the float32 attention
             probabilities `[B, num_key_value_heads, group_size, T, S]`.

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 from keras_hub.layers import ReversibleEmbedding
 from keras_hub.models import Backbone
+from keras_hub.src.utils.python_utils import classproperty
 
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
@@ -217,6 +218,11 @@ class FiDOBackbone(Backbone):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tie_embedding_weights = tie_embedding_weights
+
+    @classproperty
+    def presets(cls):
+        """The named architectures, `{name: {"description", "config"}}`."""
+        return dict(backbone_presets)
 
     @property
     def cross_attention_layer_indices(self):

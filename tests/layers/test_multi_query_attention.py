@@ -98,7 +98,7 @@ def test_key_value_kernels_hold_only_kv_heads(kv_heads):
         "output": (HEADS, HEAD_DIM, WIDTH),
     }
     key_value = layer.compute_key_value(hidden_states())
-    assert tuple(key_value.shape) == (BATCH, 2, LENGTH, kv_heads, HEAD_DIM)
+    assert tuple(key_value.shape) == (BATCH, 2, kv_heads, LENGTH, HEAD_DIM)
 
 
 def test_multi_head_equals_numpy_reference():
@@ -142,7 +142,7 @@ def test_cache_one_position_at_a_time_equals_full_sequence(kv_heads):
     layer = make_layer(kv_heads)
     x, bias = hidden_states(), position_bias()
     full = ops.convert_to_numpy(layer(x, causal_mask(), bias))
-    cache = np.zeros((BATCH, 2, LENGTH, kv_heads, HEAD_DIM), "float32")
+    cache = np.zeros((BATCH, 2, kv_heads, LENGTH, HEAD_DIM), "float32")
     mask = causal_mask()
     steps = []
     for t in range(LENGTH):
@@ -167,7 +167,7 @@ def test_cache_one_position_at_a_time_equals_full_sequence(kv_heads):
 
 def test_cache_without_update_index_is_refused():
     layer = make_layer(1)
-    cache = np.zeros((BATCH, 2, LENGTH, 1, HEAD_DIM), "float32")
+    cache = np.zeros((BATCH, 2, 1, LENGTH, HEAD_DIM), "float32")
     with pytest.raises(ValueError, match="cache_update_index"):
         layer(hidden_states(length=1), cache=cache)
 

@@ -124,7 +124,7 @@ def test_precomputed_key_value_cache_equals_encoder_output(kv_heads):
     layer = make_layer(kv_heads)
     x, source, mask = call_args()
     cache = layer.compute_key_value(source)
-    assert tuple(cache.shape) == (BATCH, 2, SOURCE, kv_heads, HEAD_DIM)
+    assert tuple(cache.shape) == (BATCH, 2, kv_heads, SOURCE, HEAD_DIM)
     np.testing.assert_allclose(
         ops.convert_to_numpy(layer(x, attention_mask=mask, cache=cache)),
         ops.convert_to_numpy(layer(x, source, mask)),
