@@ -1,7 +1,5 @@
 """Shared pytest fixtures for keras_fido."""
 
-import io
-
 import pytest
 
 
@@ -23,26 +21,9 @@ def sentencepiece_proto():
     no BOS. Full character coverage keeps ASCII words, digits and
     punctuation free of unknowns (rare words split into characters).
     """
-    import sentencepiece
+    from keras_fido.data.sentencepiece_trainer import train_sentencepiece
 
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(_corpus_lines()),
-        model_writer=model,
-        vocab_size=800,
-        model_type="unigram",
-        character_coverage=1.0,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        pad_piece="<pad>",
-        eos_piece="</s>",
-        unk_piece="<unk>",
-        num_threads=1,
-        minloglevel=2,
-    )
-    return model.getvalue()
+    return train_sentencepiece(_corpus_lines(), vocab_size=800)
 
 
 @pytest.fixture

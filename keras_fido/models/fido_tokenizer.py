@@ -47,24 +47,12 @@ class FiDOTokenizer(T5Tokenizer):
     Examples:
 
     ```python
-    import io
-    import sentencepiece
-
-    bytes_io = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(["the capital of France is Paris"] * 8),
-        model_writer=bytes_io,
+    proto = keras_fido.data.train_sentencepiece(
+        ["the capital of France is Paris"] * 8,
         vocab_size=20,
-        model_type="WORD",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        pad_piece="<pad>",
-        eos_piece="</s>",
-        unk_piece="<unk>",
+        model_type="word",
     )
-    tokenizer = keras_fido.models.FiDOTokenizer(proto=bytes_io.getvalue())
+    tokenizer = keras_fido.models.FiDOTokenizer(proto=proto)
     tokenizer("the capital of France")
     tokenizer(["the capital", "of France"])
     tokenizer.detokenize(tokenizer("the capital of France"))
