@@ -5,6 +5,7 @@ import dataclasses
 from keras_fido.layers.cross_attention_schedule import (
     cross_attention_layer_indices,
 )
+from keras_fido.utils.checks import check_positive_int  # noqa: F401
 
 _REQUIRED_KEYS = (
     "vocabulary_size",
@@ -20,16 +21,6 @@ _REQUIRED_KEYS = (
     "key_value_dim",
     "cross_attention_interval",
 )
-
-
-def check_positive_int(name, value):
-    """Raise a `ValueError` naming `name` unless `value` is an int >= 1."""
-    # `bool` is a subclass of `int`; `True` passing as one layer is a bug.
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    return value
 
 
 @dataclasses.dataclass(frozen=True)

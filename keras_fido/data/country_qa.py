@@ -26,16 +26,9 @@ from keras_fido.data.country_questions import country_questions
 from keras_fido.data.fid_json import write_fid_json
 from keras_fido.metrics.answer_normalization import normalize_answer
 from keras_fido.metrics.answer_recall import has_answer
+from keras_fido.utils.checks import check_positive_int
 
 SPLITS = ("train", "validation", "test")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    return value
 
 
 def country_qa_passages(min_facts=6):
@@ -170,8 +163,8 @@ def build_country_qa(
     country_qa_stats(splits)["splits"]["test"]["answer_recall"]
     ```
     """
-    _check_positive_int("num_passages", num_passages)
-    _check_positive_int("phrasings_per_fact", phrasings_per_fact)
+    check_positive_int("num_passages", num_passages)
+    check_positive_int("phrasings_per_fact", phrasings_per_fact)
     facts_list = load_country_facts(min_facts)
     assignment = _split_groups(
         {facts["group"] for facts in facts_list}, seed, split_fractions

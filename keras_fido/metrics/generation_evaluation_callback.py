@@ -6,20 +6,9 @@ import keras
 import numpy as np
 
 from keras_fido.metrics.qa_scores import evaluate_predictions
+from keras_fido.utils.checks import check_positive_int
 
 _MONITORS = ("exact_match", "f1")
-
-
-def _check_positive_int(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _gold_answers(example, index):
@@ -159,10 +148,10 @@ class GenerationEvaluationCallback(keras.callbacks.Callback):
         self.answers = [
             _gold_answers(example, i) for i, example in enumerate(examples)
         ]
-        self.every_n_epochs = _check_positive_int(
+        self.every_n_epochs = check_positive_int(
             "every_n_epochs", every_n_epochs
         )
-        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         if checkpoint_path is not None and (
             not isinstance(checkpoint_path, str)
             or not checkpoint_path.endswith(".weights.h5")

@@ -12,6 +12,7 @@ from keras_hub.src.utils.tensor_utils import tf
 
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_tokenizer import FiDOTokenizer
+from keras_fido.utils.checks import check_positive_int
 
 
 def _graph_function(fn):
@@ -47,18 +48,6 @@ def _graph_function(fn):
             return trace(self)(*args, **kwargs)
 
     return wrapper
-
-
-def _check_positive_int(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _check_str(field, value):
@@ -228,9 +217,9 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
                 f"{self.__class__.__name__} requires `tensorflow` and "
                 "`tensorflow-text` for in-graph preprocessing."
             )
-        num_passages = _check_positive_int("num_passages", num_passages)
-        passage_length = _check_positive_int("passage_length", passage_length)
-        decoder_sequence_length = _check_positive_int(
+        num_passages = check_positive_int("num_passages", num_passages)
+        passage_length = check_positive_int("passage_length", passage_length)
+        decoder_sequence_length = check_positive_int(
             "decoder_sequence_length", decoder_sequence_length
         )
         _check_str("question_prefix", question_prefix)
@@ -639,7 +628,7 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
         features, unbatched = self._canonicalize(x, with_target)
         if decoder_sequence_length is None:
             decoder_sequence_length = self.decoder_sequence_length
-        decoder_sequence_length = _check_positive_int(
+        decoder_sequence_length = check_positive_int(
             "sequence_length", decoder_sequence_length
         )
         with tf.device("cpu"):
@@ -813,7 +802,7 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
         outputs, report = self._run(x, False)
         self._warn_truncation(report)
         length = sequence_length or self.decoder_sequence_length
-        length = _check_positive_int("sequence_length", length)
+        length = check_positive_int("sequence_length", length)
         batch_shape = tf.shape(outputs["encoder_token_ids"])[:-2]
         shape = tf.concat([batch_shape, [length]], axis=0)
         start_id = tf.cast(self.tokenizer.start_token_id, "int32")

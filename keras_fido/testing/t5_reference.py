@@ -74,6 +74,29 @@ def untie_output_projection(model, seed=100):
     return model
 
 
+def _fid_encode(model, encoder_token_ids, encoder_padding_mask):
+    """Encodes each passage alone, then lays the outputs end to end.
+
+    Returns `(BaseModelOutput [B, P*L, d], fused mask [B, P*L])`.
+    """
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    ids = torch.as_tensor(np.asarray(encoder_token_ids), dtype=torch.long)
+    mask = torch.as_tensor(np.asarray(encoder_padding_mask), dtype=torch.long)
+    batch, passages, length = ids.shape
+    with torch.no_grad():
+        encoded = model.encoder(
+            input_ids=ids.reshape(batch * passages, length),
+            attention_mask=mask.reshape(batch * passages, length),
+        ).last_hidden_state
+    encoded = encoded.reshape(batch, passages * length, -1)
+    return (
+        BaseModelOutput(last_hidden_state=encoded),
+        mask.reshape(batch, passages * length),
+    )
+
+
 def fid_forward(
     model,
     encoder_token_ids,
@@ -87,20 +110,14 @@ def fid_forward(
     logits [B, T, V])`.
     """
     import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
-    ids = torch.as_tensor(np.asarray(encoder_token_ids), dtype=torch.long)
-    mask = torch.as_tensor(np.asarray(encoder_padding_mask), dtype=torch.long)
-    batch, passages, length = ids.shape
+    encoded, fused_mask = _fid_encode(
+        model, encoder_token_ids, encoder_padding_mask
+    )
     with torch.no_grad():
-        encoded = model.encoder(
-            input_ids=ids.reshape(batch * passages, length),
-            attention_mask=mask.reshape(batch * passages, length),
-        ).last_hidden_state
-        encoded = encoded.reshape(batch, passages * length, -1)
         out = model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
-            attention_mask=mask.reshape(batch, passages * length),
+            encoder_outputs=encoded,
+            attention_mask=fused_mask,
             decoder_input_ids=torch.as_tensor(
                 np.asarray(decoder_token_ids), dtype=torch.long
             ),
@@ -110,7 +127,7 @@ def fid_forward(
             output_hidden_states=True,
         )
     return (
-        encoded.numpy(),
+        encoded.last_hidden_state.numpy(),
         out.decoder_hidden_states[-1].numpy(),
         out.logits.numpy(),
     )
@@ -125,19 +142,14 @@ def fid_greedy_generate(
     start token), as `model.generate` gives them.
     """
     import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
-    ids = torch.as_tensor(np.asarray(encoder_token_ids), dtype=torch.long)
-    mask = torch.as_tensor(np.asarray(encoder_padding_mask), dtype=torch.long)
-    batch, passages, length = ids.shape
+    encoded, fused_mask = _fid_encode(
+        model, encoder_token_ids, encoder_padding_mask
+    )
     with torch.no_grad():
-        encoded = model.encoder(
-            input_ids=ids.reshape(batch * passages, length),
-            attention_mask=mask.reshape(batch * passages, length),
-        ).last_hidden_state.reshape(batch, passages * length, -1)
         tokens = model.generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
-            attention_mask=mask.reshape(batch, passages * length),
+            encoder_outputs=encoded,
+            attention_mask=fused_mask,
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
