@@ -93,6 +93,35 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             **kwargs,
         )
 
+    # --- Training ---------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """`keras.Model.fit`, also on a list of FiD example dicts.
+
+        A Python list (or one dict) of examples is preprocessed once,
+        eagerly, so the preprocessor warns about anything it cuts (passages
+        beyond `num_passages`, tokens beyond `passage_length`, targets
+        beyond `decoder_sequence_length`); labels come from each example's
+        `target` (or first answer). Tensors and `tf.data` datasets are
+        preprocessed batch by batch as in keras-hub (there, use
+        `preprocessor.truncation_report` to audit what is cut).
+        """
+        if self.preprocessor is not None and _is_example_list(x):
+            if y is not None or kwargs.get("sample_weight") is not None:
+                raise ValueError(
+                    "With FiD example dicts, labels come from each example's "
+                    "'target' (or 'answers'); `y` and `sample_weight` must "
+                    f"be None. Received: y of type {type(y).__name__}"
+                )
+            x, y, kwargs["sample_weight"] = self.preprocessor(x)
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        # Token ids (preprocessed already, e.g. by `fit` above) pass through.
+        if _is_token_dict(x):
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+        return super().preprocess_samples(x, y, sample_weight)
+
     # --- Decoding ---------------------------------------------------------
 
     def encode(self, encoder_token_ids, encoder_padding_mask):
@@ -328,3 +357,14 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
 def _is_token_dict(inputs):
     return isinstance(inputs, dict) and "encoder_token_ids" in inputs
+
+
+def _is_example_list(inputs):
+    """One FiD example dict or a Python list of them."""
+    if isinstance(inputs, dict):
+        return isinstance(inputs.get("question"), str)
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(isinstance(example, dict) for example in inputs)
+    )

@@ -514,6 +514,23 @@ def test_extra_passages_are_dropped_with_one_warning(
     assert answers == [reader.generate(EXAMPLE)] * 2
 
 
+def test_fit_on_example_dicts_warns_about_a_cut_target(tokenizer):
+    """A list of FiD dicts is preprocessed eagerly by `fit`, so a target
+    longer than the decoder is cut with a warning, and training runs."""
+    lm = make_reader(tokenizer, seed=2)
+    lm.compile(optimizer=keras.optimizers.Adam(1e-2))
+    long_target = "a very long answer with many more words than eight tokens"
+    examples = [
+        dict(e, target=t)
+        for e, t in zip(TRAIN_EXAMPLES, [long_target] + TRAIN_TARGETS[1:])
+    ]
+    with pytest.warns(UserWarning, match="target token"):
+        history = lm.fit(examples, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    with pytest.raises(ValueError, match="`y` and `sample_weight`"):
+        lm.fit(examples, np.zeros((4, DECODER_LENGTH)), verbose=0)
+
+
 def test_fit_accepts_a_target_longer_than_the_decoder(fit_reader):
     """The target is cut to the decoder length (the preprocessor's tests
     check how); `truncation_report` counts the cut. Inside `fit()`'s
