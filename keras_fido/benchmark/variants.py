@@ -1,9 +1,9 @@
 """The paper's ablation ladder as backbone configs."""
 
 from keras_fido.models.fido_presets import T5_1_1_SIZES
-from keras_fido.models.fido_presets import T5_VOCABULARY_SIZE
 from keras_fido.models.fido_presets import TINY
 from keras_fido.models.fido_presets import TINY_DECODER
+from keras_fido.models.fido_presets import backbone_config
 
 VARIANTS = ("fid", "lsa", "lsa_mq", "lsa_mq_asym")
 SIZE_ORDER = ("small", "base", "large", "xl", "xxl")
@@ -42,16 +42,6 @@ def variant_config(size, variant):
     if variant == "lsa_mq_asym":
         decoder = big_decoder
     interval = 1 if variant == "fid" else period
-    config = {"vocabulary_size": T5_VOCABULARY_SIZE}
-    for prefix, dims in (("encoder", encoder), ("decoder", decoder)):
-        for key, value in dims.items():
-            config[f"{prefix}_{key}"] = value
-    config.update(
-        decoder_num_key_value_heads=(
-            1 if variant in ("lsa_mq", "lsa_mq_asym") else decoder["num_heads"]
-        ),
-        key_value_dim=kv_dim,
-        cross_attention_interval=interval,
-        dropout=0.0,
-    )
-    return config
+    kv_heads = 1 if variant in ("lsa_mq", "lsa_mq_asym") else None
+    config = backbone_config(encoder, decoder, kv_dim, interval, kv_heads)
+    return dict(config, dropout=0.0)

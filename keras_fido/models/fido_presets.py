@@ -41,7 +41,11 @@ TINY_DECODER = dict(
 )
 
 
-def _config(encoder, decoder, key_value_dim, interval, kv_heads):
+def backbone_config(encoder, decoder, key_value_dim, interval, kv_heads):
+    """`FiDOBackbone` kwargs from encoder and decoder size dicts.
+
+    `kv_heads=None` keeps a multi-head decoder.
+    """
     config = {"vocabulary_size": T5_VOCABULARY_SIZE}
     for prefix, size in (("encoder", encoder), ("decoder", decoder)):
         for key, value in size.items():
@@ -55,24 +59,26 @@ def _config(encoder, decoder, key_value_dim, interval, kv_heads):
 
 
 def _fid(size):
-    return _config(size, size, 64, interval=1, kv_heads=None)
+    return backbone_config(size, size, 64, interval=1, kv_heads=None)
 
 
 def _fido(encoder, decoder):
-    return _config(encoder, decoder, 64, interval=6, kv_heads=1)
+    return backbone_config(encoder, decoder, 64, interval=6, kv_heads=1)
 
 
 backbone_presets = {
     "fid_tiny": {
         "description": "Tiny vanilla FiD for tests and examples "
         "(2+2 layers, width 64).",
-        "config": _config(TINY, TINY, 16, interval=1, kv_heads=None),
+        "config": backbone_config(TINY, TINY, 16, interval=1, kv_heads=None),
     },
     "fido_tiny": {
         "description": "Tiny FiDO for tests and examples: 2-layer width-64 "
         "encoder, 6-layer width-96 decoder, cross-attention in layers 3 "
         "and 6, one K/V head.",
-        "config": _config(TINY, TINY_DECODER, 16, interval=3, kv_heads=1),
+        "config": backbone_config(
+            TINY, TINY_DECODER, 16, interval=3, kv_heads=1
+        ),
     },
 }
 for _size in ("small", "base", "large", "xl", "xxl"):
