@@ -6,6 +6,7 @@ from keras_fido import data
 from keras_fido import layers
 from keras_fido import metrics
 from keras_fido import models
+from keras_fido import training
 from keras_fido.version import __version__
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "layers",
     "metrics",
     "models",
+    "training",
     "__version__",
 ]
