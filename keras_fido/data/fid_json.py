@@ -11,10 +11,19 @@ either as one json array (`.json`) or one record per line (`.jsonl`).
 `"id"`, `"target"`, `"title"` and `"score"` are optional. Everything here
 streams: records are parsed one at a time, so multi-gigabyte files are
 never loaded whole.
+
+Bad input: malformed json, bytes that are not UTF-8, and records with a
+missing or ill-typed field raise a `ValueError` naming the file, the line
+and the field (or, with `on_error="skip"`, are skipped with a logged
+warning). A record without passages (an empty `"ctxs"`) is read, with one
+logged warning per pass, since the preprocessor encodes its question alone;
+`on_empty_ctxs="raise"` makes it an error instead. Warnings go to the
+`logging` logger `keras_fido.data.fid_json`.
 """
 
 import gzip
 import json
+import logging
 import random
 
 import numpy as np
@@ -22,7 +31,14 @@ import tensorflow as tf
 
 from keras_fido.data.json_records import iter_json_records
 
+logger = logging.getLogger(__name__)
+
 _TARGET_CHOICES = ("first", "random")
+_ON_ERROR = ("raise", "skip")
+_ON_EMPTY_CTXS = ("warn", "raise")
+# With on_error="skip", this many bad records are logged one by one per
+# pass; the rest are only counted.
+_MAX_LOGGED_ERRORS = 10
 
 
 def _check_num_passages(num_passages):
@@ -71,7 +87,7 @@ def _parse_passage(passage, where):
             if isinstance(score, bool):
                 raise TypeError
             parsed["score"] = float(score)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{where}['score'] must be a number (or a numeric string). "
                 f"Received: {score!r} of type {_type_name(score)}"
@@ -79,7 +95,9 @@ def _parse_passage(passage, where):
     return parsed
 
 
-def parse_fid_record(record, where="record", num_passages=None):
+def parse_fid_record(
+    record, where="record", num_passages=None, require_answers=True
+):
     """Validates one FiD record and puts its passages in order.
 
     Args:
@@ -88,6 +106,10 @@ def parse_fid_record(record, where="record", num_passages=None):
             `"record 3 (line 4) of train.jsonl"`.
         num_passages: int or `None`. Keep only the first passages (after
             sorting).
+        require_answers: bool. Whether `"answers"` must be present. FiD
+            files always carry it (an empty list in a test-time file
+            without references); retrieval-only records, joined with
+            answers from elsewhere, may leave it out (it becomes `[]`).
 
     Returns:
         A copy of the record with `"ctxs"` replaced by a list of
@@ -98,8 +120,8 @@ def parse_fid_record(record, where="record", num_passages=None):
 
     Raises:
         ValueError: naming the record and the field for a missing
-            `"question"`, `"answers"` or `"ctxs"` key or a value of the
-            wrong type.
+            `"question"`, `"answers"` (with `require_answers`) or `"ctxs"`
+            key or a value of the wrong type.
     """
     if not isinstance(record, dict):
         raise ValueError(
@@ -107,7 +129,8 @@ def parse_fid_record(record, where="record", num_passages=None):
             f"Received: type {_type_name(record)}"
         )
     keys = sorted(record.keys())
-    for key in ("question", "answers"):
+    required = ("question", "answers") if require_answers else ("question",)
+    for key in required:
         if key not in record:
             raise ValueError(
                 f"{where} is missing the required key '{key}'. "
@@ -125,7 +148,7 @@ def parse_fid_record(record, where="record", num_passages=None):
             f"{where}['question'] must be a string. "
             f"Received: {question!r} of type {_type_name(question)}"
         )
-    answers = record["answers"]
+    answers = record.get("answers", [])
     if not isinstance(answers, (list, tuple)) or not all(
         isinstance(a, str) for a in answers
     ):
@@ -160,41 +183,161 @@ def parse_fid_record(record, where="record", num_passages=None):
     return parsed
 
 
-def read_fid_examples(path, num_passages=None, format="auto"):
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+
+
+def read_fid_examples(
+    path,
+    num_passages=None,
+    format="auto",
+    on_error="raise",
+    on_empty_ctxs="warn",
+):
     """Streams the examples of a FiD json or json-lines file.
 
+    Every record needs `"question"` (a string), `"answers"` (a list of
+    strings; `[]` for a test-time file without references) and `"ctxs"`
+    (a list of `{"title", "text", "score"?}` dicts, possibly empty).
+
     Args:
-        path: str or path-like. A json array file, or a json-lines file
-            (`.jsonl`); a `.gz` suffix reads it gzip-compressed.
+        path: str or path-like. A UTF-8 json array file, or a json-lines
+            file (`.jsonl`); a `.gz` suffix reads it gzip-compressed.
         num_passages: int or `None`. Keep at most this many passages per
             example (after sorting by score). Defaults to `None` (all).
         format: `"auto"`, `"json"` or `"jsonl"`. `"auto"` decides from a
             `.jsonl` name or the first character of the file (`[` for a
             json array).
+        on_error: `"raise"` or `"skip"`. What a bad record does: a line
+            that is not json or not UTF-8, or a record with a missing or
+            ill-typed field. `"skip"` leaves it out and logs a warning
+            naming it (file, line and problem) for the first 10 per pass,
+            then one line saying the rest are only counted, and the total
+            skipped when the pass ends. Malformed json inside a json
+            *array* always raises (the parser cannot find the next record);
+            use json lines for files that need skipping. Defaults to
+            `"raise"`.
+        on_empty_ctxs: `"warn"` or `"raise"`. What a record without
+            passages (an empty `"ctxs"` list, or only passages whose title
+            and text are both empty) does. `"warn"` reads it, logging the
+            first such record and the count at the end of each pass;
+            `FiDOSeq2SeqLMPreprocessor` encodes its question alone.
+            `"raise"` makes it a bad record (raised, or skipped with
+            `on_error="skip"`). Defaults to `"warn"`.
 
-    Yields:
-        One dict per record, as returned by `parse_fid_record`: the record's
-        keys (`"question"`, `"answers"`, and `"id"`, `"target"` or others
-        when present) with `"ctxs"` as `{"title", "text", "score"?}` dicts
-        sorted by score. The dicts can be passed to
-        `FiDOSeq2SeqLMPreprocessor` and `FiDOSeq2SeqLM.generate()` as they
-        are.
+    Returns:
+        A generator yielding one dict per record, as returned by
+        `parse_fid_record`: the record's keys (`"question"`, `"answers"`,
+        and `"id"`, `"target"` or others when present) with `"ctxs"` as
+        `{"title", "text", "score"?}` dicts sorted by score. The dicts can
+        be passed to `FiDOSeq2SeqLMPreprocessor` and
+        `FiDOSeq2SeqLM.generate()` as they are. The file is read as the
+        generator is consumed.
 
     Raises:
-        ValueError: for malformed json (naming the line) or a record with a
-            missing or ill-typed field (naming the record and its line).
+        ValueError: now, for a bad argument; while iterating, for malformed
+            json (naming the file and line), bytes that are not UTF-8
+            (naming the file, byte offset and line), or a record with a
+            missing or ill-typed field (naming the field, the record and its
+            line), unless `on_error="skip"`.
+        FileNotFoundError: while iterating, if `path` does not exist.
 
     Examples:
     ```python
     for example in read_fid_examples("dev.jsonl", num_passages=10):
         print(example["question"], example["answers"])
+
+    # Leave out (and log) bad lines of a large, partly damaged file.
+    examples = list(read_fid_examples("train.jsonl", on_error="skip"))
     ```
     """
     num_passages = _check_num_passages(num_passages)
-    for index, line, record in iter_json_records(path, format):
-        yield parse_fid_record(
-            record, f"record {index} (line {line}) of {path}", num_passages
-        )
+    _check_choice("format", format, ("auto", "json", "jsonl"))
+    _check_choice("on_error", on_error, _ON_ERROR)
+    _check_choice("on_empty_ctxs", on_empty_ctxs, _ON_EMPTY_CTXS)
+    return _read_examples(path, num_passages, format, on_error, on_empty_ctxs)
+
+
+class _PassLog:
+    """Counts and logs the skipped and passage-less records of one pass."""
+
+    def __init__(self, path):
+        self.path = path
+        self.skipped = 0
+        self.empty = 0
+
+    def skip(self, error):
+        self.skipped += 1
+        if self.skipped <= _MAX_LOGGED_ERRORS:
+            logger.warning("Skipping a bad record (on_error='skip'): %s", error)
+        elif self.skipped == _MAX_LOGGED_ERRORS + 1:
+            logger.warning(
+                "More than %d bad records in %s: the rest are skipped "
+                "without being listed; the total comes at the end of the "
+                "pass.",
+                _MAX_LOGGED_ERRORS,
+                self.path,
+            )
+
+    def no_passages(self, where):
+        self.empty += 1
+        if self.empty == 1:
+            logger.warning(
+                "%s has no passages (an empty 'ctxs' list or only empty "
+                "passages): its question is encoded alone. Records like it "
+                "are counted at the end of the pass; pass "
+                "on_empty_ctxs='raise' to reject them.",
+                where,
+            )
+
+    def finish(self, read):
+        if self.skipped:
+            logger.warning(
+                "Skipped %d bad record(s) of %s (on_error='skip'); read %d.",
+                self.skipped,
+                self.path,
+                read,
+            )
+        if self.empty:
+            logger.warning(
+                "%d record(s) of %s have no passages; their questions are "
+                "encoded alone.",
+                self.empty,
+                self.path,
+            )
+
+
+def _has_passages(example):
+    return any(p["title"] or p["text"] for p in example["ctxs"])
+
+
+def _read_examples(path, num_passages, format, on_error, on_empty_ctxs):
+    log = _PassLog(path)
+    skip = log.skip if on_error == "skip" else None
+    read = 0
+    for index, line, record in iter_json_records(path, format, skip):
+        where = f"record {index} (line {line}) of {path}"
+        try:
+            example = parse_fid_record(record, where, num_passages)
+            if on_empty_ctxs == "raise" and not _has_passages(example):
+                raise ValueError(
+                    f"{where} has no passages: 'ctxs' must hold at least "
+                    "one passage with a title or text (on_empty_ctxs="
+                    f"'raise'). Received: ctxs={record.get('ctxs')!r}"
+                )
+        except ValueError as e:
+            if skip is None:
+                raise
+            skip(e)
+            continue
+        if not _has_passages(example):
+            log.no_passages(where)
+        read += 1
+        yield example
+    log.finish(read)
 
 
 def load_fid_json(
@@ -204,6 +347,8 @@ def load_fid_json(
     seed=0,
     format="auto",
     validate=False,
+    on_error="raise",
+    on_empty_ctxs="warn",
 ):
     """Streams a FiD json or json-lines file as a `tf.data.Dataset`.
 
@@ -219,7 +364,8 @@ def load_fid_json(
     titles and texts (score `0.0`) so every element has `P = num_passages`
     passages and the dataset batches with `.batch()`; empty passages are
     treated as missing by `FiDOSeq2SeqLMPreprocessor`. Without it, `P`
-    varies per element.
+    varies per element. A record without passages is kept (its question
+    is encoded alone) with a logged warning, unless `on_empty_ctxs="raise"`.
 
     The target is the record's `"target"` when present. Otherwise it comes
     from `"answers"`: the FiD reference code samples a random answer each
@@ -231,8 +377,8 @@ def load_fid_json(
     with no target and an empty answers list gets the target `""`.
 
     Args:
-        path: str or path-like. A json array file, or a json-lines file
-            (`.jsonl`); a `.gz` suffix reads it gzip-compressed.
+        path: str or path-like. A UTF-8 json array file, or a json-lines
+            file (`.jsonl`); a `.gz` suffix reads it gzip-compressed.
         num_passages: int or `None`. Passages per example, `P`. Defaults to
             `None` (keep all, unpadded).
         target_choice: `"first"` or `"random"`. How to pick the target from
@@ -247,6 +393,11 @@ def load_fid_json(
             raises a `ValueError` here rather than in the middle of
             training. Defaults to `False`: only the first record is checked
             now.
+        on_error: `"raise"` or `"skip"`. `"skip"` leaves bad records out
+            of every pass, logging them as `read_fid_examples` does.
+            Defaults to `"raise"`.
+        on_empty_ctxs: `"warn"` or `"raise"`, as in `read_fid_examples`.
+            Defaults to `"warn"`.
 
     Returns:
         A `tf.data.Dataset` of dicts:
@@ -264,7 +415,7 @@ def load_fid_json(
             record (every record with `validate=True`), naming the record,
             its line and the field. A bad record met while iterating the
             dataset stops it with a TensorFlow `InvalidArgumentError` that
-            carries the same message.
+            carries the same message (unless `on_error="skip"`).
 
     Examples:
     ```python
@@ -275,24 +426,47 @@ def load_fid_json(
     ```
     """
     num_passages = _check_num_passages(num_passages)
-    if target_choice not in _TARGET_CHOICES:
-        raise ValueError(
-            f"`target_choice` must be one of {_TARGET_CHOICES}. "
-            f"Received: target_choice={target_choice!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
-    seed = int(seed)
+    _check_target_args(target_choice, seed)
+    args = (path, num_passages, format, on_error, on_empty_ctxs)
     # Fail now, not mid-training, on a missing file or a bad first record.
-    for _ in read_fid_examples(path, num_passages, format):
+    for _ in read_fid_examples(*args):
         if not validate:
             break
+    return _examples_dataset(
+        lambda: read_fid_examples(*args), num_passages, target_choice, seed
+    )
+
+
+def _check_target_args(target_choice, seed):
+    _check_choice("target_choice", target_choice, _TARGET_CHOICES)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
+
+
+def _examples_dataset(make_examples, num_passages, target_choice, seed):
+    """A `tf.data.Dataset` of FiD elements from parsed examples.
+
+    Shared by the FiD json and tfds loaders, so both give the same element
+    structure (see `load_fid_json`).
+
+    Args:
+        make_examples: callable returning a fresh iterable of parsed
+            examples (as from `parse_fid_record`); called once per pass.
+        num_passages: int or `None`. Pad or keep the passages, as in
+            `load_fid_json` (the examples are already cut).
+        target_choice: `"first"` or `"random"`.
+        seed: int. Seeds `target_choice="random"`, per pass.
+
+    Returns:
+        A `tf.data.Dataset` backed by a python generator.
+    """
+    seed = int(seed)
     passes = [0]
 
     def generate():
         rng = random.Random(f"{seed}:{passes[0]}")
         passes[0] += 1
-        for example in read_fid_examples(path, num_passages, format):
+        for example in make_examples():
             yield _to_element(example, num_passages, target_choice, rng)
 
     size = num_passages  # `None` means a variable number of passages.
