@@ -9,10 +9,14 @@ from keras_fido.data.country_qa import write_country_qa
 from keras_fido.data.fid_json import load_fid_json
 from keras_fido.data.fid_json import read_fid_examples
 from keras_fido.data.fid_json import write_fid_json
+from keras_fido.data.fid_json_builder import FiDJson
+from keras_fido.data.fid_json_builder import FiDJsonConfig
 from keras_fido.data.sentencepiece_trainer import train_sentencepiece
 
 __all__ = [
     "BM25Retriever",
+    "FiDJson",
+    "FiDJsonConfig",
     "build_country_qa",
     "corpus_lines",
     "country_qa_passages",
