@@ -12,6 +12,7 @@ from keras_fido.data.fid_json import write_fid_json
 from keras_fido.data.fid_json_builder import FiDJson
 from keras_fido.data.fid_json_builder import FiDJsonConfig
 from keras_fido.data.sentencepiece_trainer import train_sentencepiece
+from keras_fido.data.tfds_qa import load_tfds_qa
 
 __all__ = [
     "BM25Retriever",
@@ -22,6 +23,7 @@ __all__ = [
     "country_qa_passages",
     "country_qa_stats",
     "load_fid_json",
+    "load_tfds_qa",
     "read_fid_examples",
     "train_sentencepiece",
     "write_country_qa",

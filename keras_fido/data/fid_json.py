@@ -314,14 +314,24 @@ def _has_passages(example):
     return any(p["title"] or p["text"] for p in example["ctxs"])
 
 
-def _read_examples(path, num_passages, format, on_error, on_empty_ctxs):
+def _read_examples(
+    path, num_passages, format, on_error, on_empty_ctxs, require_answers=True
+):
+    """The generator behind `read_fid_examples`, on checked arguments.
+
+    `on_empty_ctxs=None` reads records without passages silently (for
+    callers that report them themselves); `require_answers=False` reads
+    retrieval-only records.
+    """
     log = _PassLog(path)
     skip = log.skip if on_error == "skip" else None
     read = 0
     for index, line, record in iter_json_records(path, format, skip):
         where = f"record {index} (line {line}) of {path}"
         try:
-            example = parse_fid_record(record, where, num_passages)
+            example = parse_fid_record(
+                record, where, num_passages, require_answers
+            )
             if on_empty_ctxs == "raise" and not _has_passages(example):
                 raise ValueError(
                     f"{where} has no passages: 'ctxs' must hold at least "
@@ -333,7 +343,7 @@ def _read_examples(path, num_passages, format, on_error, on_empty_ctxs):
                 raise
             skip(e)
             continue
-        if not _has_passages(example):
+        if on_empty_ctxs == "warn" and not _has_passages(example):
             log.no_passages(where)
         read += 1
         yield example
