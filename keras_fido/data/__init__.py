@@ -12,6 +12,10 @@ from keras_fido.data.fid_json import write_fid_json
 from keras_fido.data.fid_json_builder import FiDJson
 from keras_fido.data.fid_json_builder import FiDJsonConfig
 from keras_fido.data.sentencepiece_trainer import train_sentencepiece
+from keras_fido.data.span_corruption import span_corruption
+from keras_fido.data.span_corruption import span_corruption_dataset
+from keras_fido.data.span_corruption import span_corruption_lengths
+from keras_fido.data.span_corruption import span_corruption_noise_mask
 from keras_fido.data.tfds_qa import load_tfds_qa
 
 __all__ = [
@@ -25,6 +29,10 @@ __all__ = [
     "load_fid_json",
     "load_tfds_qa",
     "read_fid_examples",
+    "span_corruption",
+    "span_corruption_dataset",
+    "span_corruption_lengths",
+    "span_corruption_noise_mask",
     "train_sentencepiece",
     "write_country_qa",
     "write_fid_json",

@@ -28,6 +28,7 @@ def train_sentencepiece(
     hard_vocab_limit=True,
     user_defined_symbols=None,
     max_sentence_length=16384,
+    extra_ids=0,
 ):
     """Trains a SentencePiece model with T5's special tokens, in memory.
 
@@ -57,6 +58,11 @@ def train_sentencepiece(
             never split, e.g. `["<extra_id_0>"]`. Defaults to `None`.
         max_sentence_length: int. Longest line (in bytes) used for
             training. Defaults to `16384`.
+        extra_ids: int. T5 sentinel tokens for span corruption, appended
+            after the `vocab_size` trained pieces in T5's order:
+            `"<extra_id_0>"` gets the highest id, `vocab_size + extra_ids -
+            1`, and `"<extra_id_{extra_ids - 1}>"` gets `vocab_size`. T5
+            uses 100. Defaults to `0`.
 
     Returns:
         bytes. The serialized SentencePiece model proto.
@@ -82,6 +88,15 @@ def train_sentencepiece(
             raise ValueError(
                 f"`{name}` must be a positive int. Received: {name}={value!r}"
             )
+    if (
+        isinstance(extra_ids, bool)
+        or not isinstance(extra_ids, (int, np.integer))
+        or extra_ids < 0
+    ):
+        raise ValueError(
+            "`extra_ids` must be a non-negative int. "
+            f"Received: extra_ids={extra_ids!r}"
+        )
     if isinstance(lines, str):
         raise ValueError(
             "`lines` must be an iterable of strings, not a single string. "
@@ -126,4 +141,21 @@ def train_sentencepiece(
             "large for the text, lower `vocab_size` or pass "
             "`hard_vocab_limit=False`."
         ) from None
-    return model.getvalue()
+    return _append_extra_ids(model.getvalue(), int(extra_ids))
+
+
+def _append_extra_ids(proto_bytes, extra_ids):
+    """Appends `<extra_id_{n-1}>` ... `<extra_id_0>` as user pieces."""
+    if not extra_ids:
+        return proto_bytes
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(proto_bytes)
+    user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+    for i in reversed(range(extra_ids)):
+        piece = proto.pieces.add()
+        piece.piece = f"<extra_id_{i}>"
+        piece.score = 0.0
+        piece.type = user_defined
+    return proto.SerializeToString()

@@ -28,6 +28,13 @@ class FiDOTokenizer(T5Tokenizer):
     package when called eagerly. A scalar string gives a dense 1D tensor, a
     batch of strings gives a `tf.RaggedTensor` (or python lists eagerly).
 
+    T5's sentinel tokens `"<extra_id_0>"`, `"<extra_id_1>"`, ... mark the
+    spans masked out by span corruption. In T5 vocabularies they are the
+    last ids, counting down: `"<extra_id_0>"` is the highest id.
+    `sentinel_token_ids` lists the ones this vocabulary holds
+    (`keras_fido.data.train_sentencepiece(..., extra_ids=100)` appends them
+    to a new vocabulary).
+
     The SentencePiece proto is not part of `get_config()`; it is stored as an
     asset. `save_to_preset(dir)` writes `tokenizer.json` and
     `assets/tokenizer/vocabulary.spm`, and `from_preset(dir)` reads them
@@ -75,6 +82,24 @@ class FiDOTokenizer(T5Tokenizer):
         # when assets are loaded), so renaming the token is enough.
         self.start_token = self.pad_token
         self.start_token_id = self.pad_token_id
+
+    @property
+    def sentinel_token_ids(self):
+        """Ids of `"<extra_id_0>"`, `"<extra_id_1>"`, ..., in that order.
+
+        The list stops at the first missing sentinel; it is empty for a
+        vocabulary without sentinels. In T5's layout the ids count down
+        from the top of the vocabulary: `[V - 1, V - 2, ...]`.
+        """
+        self._check_vocabulary()
+        vocabulary = self.get_vocabulary()
+        ids = []
+        while True:
+            token = f"<extra_id_{len(ids)}>"
+            index = self.token_to_id(token)
+            if index >= len(vocabulary) or vocabulary[index] != token:
+                return ids
+            ids.append(index)
 
     @classmethod
     def from_preset(cls, preset, config_file=TOKENIZER_CONFIG_FILE, **kwargs):

@@ -73,3 +73,22 @@ def test_registered_for_serialization(fido_tokenizer):
     restored = keras.saving.deserialize_keras_object(config)
     assert isinstance(restored, FiDOTokenizer)
     assert restored.get_config() == fido_tokenizer.get_config()
+
+
+def test_sentinels_count_down_from_the_top_of_the_vocabulary():
+    from keras_fido.data import corpus_lines
+    from keras_fido.data import train_sentencepiece
+
+    proto = train_sentencepiece(corpus_lines(), vocab_size=400, extra_ids=5)
+    tokenizer = FiDOTokenizer(proto=proto)
+    assert tokenizer.vocabulary_size() == 405
+    assert tokenizer.sentinel_token_ids == [404, 403, 402, 401, 400]
+    assert tokenizer.id_to_token(404) == "<extra_id_0>"
+    # A sentinel in text is one token, and detokenizes back to itself.
+    ids = np.asarray(tokenizer("Paris <extra_id_1> France")).tolist()
+    assert 403 in ids
+    assert "<extra_id_1>" in tokenizer.detokenize(ids)
+
+
+def test_a_vocabulary_without_sentinels_has_none(fido_tokenizer):
+    assert fido_tokenizer.sentinel_token_ids == []
