@@ -1,4 +1,4 @@
-"""Weight mapping between HuggingFace T5.1.1 and `FiDOBackbone`.
+"""Loading T5 weights into a `FiDOBackbone`, and HuggingFace T5 models.
 
 A T5.1.1 checkpoint is vanilla FiD: `cross_attention_interval=1`, a
 multi-head decoder and equal encoder/decoder sizes. The mapping works on a
@@ -8,156 +8,82 @@ plain `{name: numpy array}` state dict, so it serves an in-memory
 
 import numpy as np
 
+from keras_fido.convert.t5_config import backbone_config_from_t5_config
+from keras_fido.convert.t5_weight_map import t5_weight_map
+from keras_fido.convert.t5_weight_map import to_keras_layout
 from keras_fido.models.fido_backbone import FiDOBackbone
 
-
-def backbone_config_from_t5_config(t5_config):
-    """`FiDOBackbone` kwargs for a T5 config (a dict or a `T5Config`)."""
-    c = t5_config if isinstance(t5_config, dict) else t5_config.to_dict()
-    # transformers >= 5 always ties the parameters in memory and records
-    # T5 v1.0's logit rescaling separately; v1.1 checkpoints neither rescale
-    # nor share the output projection.
-    tied = c.get("scale_decoder_outputs", c.get("tie_word_embeddings", False))
-    projection = c.get("feed_forward_proj", "relu")
-    if projection not in ("gated-gelu", "gated-gelu_new"):
-        raise ValueError(
-            "Only T5.1.1 checkpoints (gated-GELU feed-forward) can be "
-            "converted. Received: feed_forward_proj="
-            f"{projection!r} (original T5 uses 'relu', which FiDO's "
-            "GatedGeluFeedForward does not implement)."
-        )
-    return dict(
-        vocabulary_size=c["vocab_size"],
-        encoder_num_layers=c["num_layers"],
-        encoder_hidden_dim=c["d_model"],
-        encoder_intermediate_dim=c["d_ff"],
-        encoder_num_heads=c["num_heads"],
-        decoder_num_layers=c.get("num_decoder_layers") or c["num_layers"],
-        decoder_hidden_dim=c["d_model"],
-        decoder_intermediate_dim=c["d_ff"],
-        decoder_num_heads=c["num_heads"],
-        decoder_num_key_value_heads=c["num_heads"],
-        key_value_dim=c["d_kv"],
-        cross_attention_interval=1,
-        relative_attention_num_buckets=c["relative_attention_num_buckets"],
-        relative_attention_max_distance=c.get(
-            "relative_attention_max_distance", 128
-        ),
-        dropout=c.get("dropout_rate", 0.1),
-        layer_norm_epsilon=c.get("layer_norm_epsilon", 1e-6),
-        tie_embedding_weights=bool(tied),
-    )
+# Copies of `shared.weight` that checkpoints may hold under other names.
+EMBEDDING_ALIASES = {
+    "shared.weight": (
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
+    ),
+    "encoder.embed_tokens.weight": ("shared.weight",),
+}
 
 
-def _weight_pairs(backbone):
-    """Yields `(keras_variable, t5_name, transform)` for every weight.
+def find_t5_weight(state, name):
+    """`state[name]`, or a copy of it stored under an alias; else `None`."""
+    for candidate in (name,) + EMBEDDING_ALIASES.get(name, ()):
+        if candidate in state:
+            return candidate
+    return None
 
-    `transform` turns the T5 (PyTorch layout) array into the Keras layout.
+
+def assign_t5_weight(variable, state, name, layout, array=None):
+    """Assigns T5 weight `name` of `state` (or `array`) to `variable`.
+
+    Raises a `ValueError` naming both weights when the checkpoint lacks it
+    or its shape does not fit. Returns the state-dict name that was used.
     """
-
-    def transposed(array):
-        return array.T
-
-    def attention(layer, prefix):
-        heads = layer.num_query_heads
-        kv_heads = layer.num_key_value_heads
-        dim = layer.key_value_dim
-
-        def to_heads(n):
-            # torch Linear [n*dim, d_in] -> EinsumDense [d_in, n, dim]
-            return lambda a: a.T.reshape(a.shape[1], n, dim)
-
-        def from_heads(a):
-            # torch Linear [d_out, heads*dim] -> EinsumDense [heads, dim, d]
-            return a.T.reshape(heads, dim, a.shape[0])
-
-        yield layer.query_dense.kernel, f"{prefix}.q.weight", to_heads(heads)
-        yield layer.key_dense.kernel, f"{prefix}.k.weight", to_heads(kv_heads)
-        yield layer.value_dense.kernel, f"{prefix}.v.weight", to_heads(kv_heads)
-        yield layer.output_dense.kernel, f"{prefix}.o.weight", from_heads
-
-    def feed_forward(layer, prefix):
-        yield layer.gate_dense.kernel, f"{prefix}.wi_0.weight", transposed
-        yield layer.input_dense.kernel, f"{prefix}.wi_1.weight", transposed
-        yield layer.output_dense.kernel, f"{prefix}.wo.weight", transposed
-
-    def identity(array):
-        return array
-
-    yield backbone.token_embedding.embeddings, "shared.weight", identity
-    if not backbone.tie_embedding_weights:
-        yield (
-            backbone.token_embedding.reverse_embeddings,
-            "lm_head.weight",
-            transposed,
-        )
-    for stack_name, stack in (
-        ("encoder", backbone.encoder),
-        ("decoder", backbone.decoder),
-    ):
-        yield (
-            stack.relative_position_bias.embeddings,
-            f"{stack_name}.block.0.layer.0.SelfAttention."
-            "relative_attention_bias.weight",
-            identity,
-        )
-        for i, block in enumerate(stack.transformer_layers):
-            p = f"{stack_name}.block.{i}.layer"
-            yield (
-                block.self_attention_norm.scale,
-                f"{p}.0.layer_norm.weight",
-                identity,
+    key = name
+    if array is None:
+        key = find_t5_weight(state, name)
+        if key is None:
+            raise ValueError(
+                f"The T5 checkpoint has no weight `{name}`, needed for "
+                f"`{variable.path}`."
             )
-            yield from attention(block.self_attention, f"{p}.0.SelfAttention")
-            ff = 1
-            if block.cross_attention:
-                yield (
-                    block.cross_attention_norm.scale,
-                    f"{p}.1.layer_norm.weight",
-                    identity,
-                )
-                yield from attention(
-                    block.cross_attention_layer, f"{p}.1.EncDecAttention"
-                )
-                ff = 2
-            yield (
-                block.feed_forward_norm.scale,
-                f"{p}.{ff}.layer_norm.weight",
-                identity,
-            )
-            yield from feed_forward(
-                block.feed_forward, f"{p}.{ff}.DenseReluDense"
-            )
-        yield (
-            stack.final_norm.scale,
-            f"{stack_name}.final_layer_norm.weight",
-            identity,
+        array = state[key]
+    source = np.asarray(array, dtype="float32")
+    value = to_keras_layout(source, layout, tuple(variable.shape))
+    if value is None:
+        raise ValueError(
+            f"Weight `{name}` has shape {tuple(source.shape)}; "
+            f"`{variable.path}` expects {tuple(variable.shape)} (a T5 "
+            f"weight of shape {_t5_shape(layout, variable.shape)})."
         )
+    variable.assign(value)
+    return key
+
+
+def _t5_shape(layout, shape):
+    if layout == "transpose":
+        return tuple(reversed(shape))
+    if layout == "heads_in":
+        d_in, heads, dim = shape
+        return (heads * dim, d_in)
+    if layout == "heads_out":
+        heads, dim, d_out = shape
+        return (d_out, heads * dim)
+    return tuple(shape)
 
 
 def load_t5_state(backbone, state):
     """Assigns a T5 state dict (`{name: np.ndarray}`) to `backbone`.
 
-    Raises a `ValueError` naming the weight when one is missing or has the
-    wrong shape. Returns the T5 names that were not used (e.g. the
-    decoder's duplicate `embed_tokens`).
+    `backbone` must have the checkpoint's architecture (see
+    `backbone_config_from_t5_config`). Raises a `ValueError` naming the
+    weight when one is missing or has the wrong shape. Returns the sorted
+    T5 names that were not used (e.g. the decoder's duplicate
+    `embed_tokens`).
     """
     used = set()
-    for variable, name, transform in _weight_pairs(backbone):
-        if name not in state:
-            raise ValueError(
-                f"The T5 checkpoint has no weight `{name}`, needed for "
-                f"`{variable.path}`."
-            )
-        value = transform(np.asarray(state[name], dtype="float32"))
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(
-                f"Weight `{name}` has shape {tuple(state[name].shape)}, "
-                f"which maps to {tuple(value.shape)}; `{variable.path}` "
-                f"expects {tuple(variable.shape)}."
-            )
-        variable.assign(value)
-        used.add(name)
+    for weight in t5_weight_map(backbone):
+        used.add(
+            assign_t5_weight(weight.variable, state, weight.name, weight.layout)
+        )
     return sorted(set(state) - used)
 
 
