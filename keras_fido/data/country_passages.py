@@ -4,21 +4,34 @@ import random
 
 from keras_fido.data.country_facts import format_number
 
-# Each question fact is stated in exactly one passage theme.
+# Each question fact is stated in exactly one passage theme. Passages are
+# short (one or two sentences) so a reader's passage length can stay small.
 FACT_THEMES = {
     "capital": "government",
-    "currency": "economy",
-    "calling_code": "economy",
-    "tld": "economy",
+    "currency": "currency",
+    "calling_code": "communications",
+    "tld": "communications",
     "region": "geography",
     "subregion": "geography",
-    "area": "geography",
-    "neighbour": "geography",
+    "area": "area",
+    "neighbour": "borders",
     "population": "people",
-    "language": "people",
     "demonym": "people",
+    "language": "languages",
 }
-THEMES = ("government", "economy", "geography", "people")
+THEMES = (
+    "government",
+    "currency",
+    "communications",
+    "geography",
+    "area",
+    "borders",
+    "people",
+    "languages",
+)
+# Long lists are cut in the text (the gold answers of a question keep the
+# whole list, and at least one of them is always written).
+MAX_LISTED = {"provinces": 2, "neighbour": 4, "language": 3, "other_names": 2}
 
 
 def join_words(items, conjunction="and"):
@@ -27,6 +40,10 @@ def join_words(items, conjunction="and"):
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def _listed(f, key):
+    return list(f[key])[: MAX_LISTED[key]]
 
 
 def _government(f, pick):
@@ -42,23 +59,21 @@ def _government(f, pick):
         ]
     else:
         sentences = [f"The capitals of {name} are {join_words(capitals)}."]
-    if f["other_names"]:
-        sentences.append(
-            f"{name} is also known as {join_words(f['other_names'], 'or')}."
-        )
     if f["provinces"]:
+        provinces = join_words(_listed(f, "provinces"))
         sentences.append(
             pick(
-                "Its administrative divisions include "
-                f"{join_words(f['provinces'])}.",
-                f"{name} is divided into regions such as "
-                f"{join_words(f['provinces'])}.",
+                f"Its administrative divisions include {provinces}.",
+                f"{name} is divided into regions such as {provinces}.",
             )
         )
+    elif f["other_names"]:
+        others = join_words(_listed(f, "other_names"), "or")
+        sentences.append(f"{name} is also known as {others}.")
     return sentences
 
 
-def _economy(f, pick):
+def _currency(f, pick):
     name, sentences = f["name"], []
     if f["currency"]:
         money = [f"the {n} ({code})" for n, code in f["currency"]]
@@ -74,11 +89,17 @@ def _economy(f, pick):
             sentences.append(
                 f"The currencies used in {name} are {join_words(money)}."
             )
+    return sentences
+
+
+def _communications(f, pick):
+    name, sentences = f["name"], []
     if f["calling_code"]:
         codes = join_words([f"+{c}" for c in f["calling_code"]])
         sentences.append(
             pick(
-                f"The international calling code of {name} is {codes}.",
+                f"The international telephone calling code of {name} is "
+                f"{codes}.",
                 f"Telephone numbers in {name} use the country calling code "
                 f"{codes}.",
             )
@@ -87,8 +108,7 @@ def _economy(f, pick):
         tlds = join_words(f["tld"])
         sentences.append(
             pick(
-                f"Websites in {name} use the country code top-level domain "
-                f"{tlds}.",
+                f"Its websites use the country code top-level domain {tlds}.",
                 f"The internet top-level domain of {name} is {tlds}.",
             )
         )
@@ -101,26 +121,40 @@ def _geography(f, pick):
     if region and subregion:
         sentences.append(
             pick(
-                f"{name} lies in {subregion}, a part of {region}.",
-                f"{name} is located in {subregion}, in {region}.",
+                f"{name} lies in {subregion}, a subregion of the {region} "
+                "region of the world.",
+                f"{name} is located in the {subregion} subregion, part of "
+                f"the world region of {region}.",
             )
         )
     elif region or subregion:
         sentences.append(f"{name} is located in {region or subregion}.")
-    if f["area"]:
-        area = format_number(f["area"])
-        sentences.append(
-            pick(
-                f"It covers an area of {area} square kilometres.",
-                f"{name} has a total area of {area} square kilometres.",
-            )
+    return sentences
+
+
+def _area(f, pick):
+    if not f["area"]:
+        return []
+    name, area = f["name"], format_number(f["area"])
+    return [
+        pick(
+            f"{name} covers an area of {area} square kilometres.",
+            f"{name} has a total area of {area} square kilometres.",
         )
+    ]
+
+
+def _borders(f, pick):
+    name, sentences = f["name"], []
     if f["neighbour"]:
-        neighbours = join_words(f["neighbour"])
+        neighbours = join_words(_listed(f, "neighbour"))
+        more = len(f["neighbour"]) > MAX_LISTED["neighbour"]
         sentences.append(
             pick(
-                f"{name} shares land borders with {neighbours}.",
-                f"{name} is bordered by {neighbours}.",
+                f"{name} shares land borders with neighbouring countries "
+                f"{'such as ' if more else ''}{neighbours}.",
+                f"{name} borders the neighbouring countries "
+                f"{'of ' if not more else 'such as '}{neighbours}.",
             )
         )
     return sentences
@@ -136,22 +170,6 @@ def _people(f, pick):
                 f"About {population} people live in {name}.",
             )
         )
-    languages = f["language"]
-    if len(languages) == 1:
-        sentences.append(
-            pick(
-                f"The official language of {name} is {languages[0]}.",
-                f"{languages[0]} is the official language of {name}.",
-            )
-        )
-    elif languages:
-        sentences.append(
-            pick(
-                f"The official languages of {name} are "
-                f"{join_words(languages)}.",
-                f"{join_words(languages)} are official languages in {name}.",
-            )
-        )
     if f["demonym"]:
         demonyms = join_words(f["demonym"], "or")
         sentences.append(
@@ -163,23 +181,49 @@ def _people(f, pick):
     return sentences
 
 
+def _languages(f, pick):
+    name, languages = f["name"], _listed(f, "language")
+    if len(languages) == 1:
+        return [
+            pick(
+                f"The official language of {name} is {languages[0]}.",
+                f"{languages[0]} is the official language spoken in {name}.",
+            )
+        ]
+    if languages:
+        return [
+            pick(
+                f"The official languages of {name} include "
+                f"{join_words(languages)}.",
+                f"{join_words(languages)} are official languages in {name}.",
+            )
+        ]
+    return []
+
+
 _WRITERS = {
     "government": _government,
-    "economy": _economy,
+    "currency": _currency,
+    "communications": _communications,
     "geography": _geography,
+    "area": _area,
+    "borders": _borders,
     "people": _people,
+    "languages": _languages,
 }
 
 
 def country_passages(facts):
     """Writes one short passage per theme for a country.
 
-    The themes are `"government"` (capital, other names, divisions),
-    `"economy"` (currency, calling code, internet domain), `"geography"`
-    (region, subregion, area, neighbours) and `"people"` (population,
-    languages, demonym). Wording varies between countries: each sentence
-    picks one of a few phrasings with a generator seeded by the country
-    name, so the passages do not depend on any split seed.
+    The themes are `"government"` (capital, and a few divisions or other
+    names), `"currency"`, `"communications"` (calling code, internet
+    domain), `"geography"` (region, subregion), `"area"`, `"borders"` (up to
+    four neighbours), `"people"` (population, demonym) and `"languages"`
+    (up to three). Each passage is one or two sentences. Wording varies
+    between countries: each sentence picks one of a few phrasings with a
+    generator seeded by the country name, so the passages do not depend on
+    any split seed.
 
     Args:
         facts: dict. One country's facts, from `load_country_facts`.

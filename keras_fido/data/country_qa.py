@@ -1,9 +1,10 @@
 """The embedded open-domain QA task: questions about the world's countries.
 
 Everything comes from the data bundled with the `countryinfo` package, so
-the task needs no download. For each country with enough facts, four short
-passages are written (government, economy, geography, people; see
-`country_passages`) and questions are asked about its facts in several
+the task needs no download. For each country with enough facts, eight
+short passages are written (government, currency, communications,
+geography, area, borders, people, languages; see `country_passages`) and
+questions are asked about its facts in several
 phrasings (see `country_questions`). Every question is then answered by
 retrieval: BM25 (`bm25s`) ranks the whole passage collection, all countries
 and all splits, and the top `num_passages` passages become the example's
