@@ -3,6 +3,7 @@
 from keras_fido import analysis
 from keras_fido import convert
 from keras_fido import data
+from keras_fido import export
 from keras_fido import layers
 from keras_fido import metrics
 from keras_fido import models
@@ -13,6 +14,7 @@ __all__ = [
     "analysis",
     "convert",
     "data",
+    "export",
     "layers",
     "metrics",
     "models",
