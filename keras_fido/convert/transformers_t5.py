@@ -20,6 +20,10 @@ EMBEDDING_ALIASES = {
         "decoder.embed_tokens.weight",
     ),
     "encoder.embed_tokens.weight": ("shared.weight",),
+    # transformers >= 5 ties the output projection to the embedding in
+    # memory and saves it only when the two differ: a checkpoint without
+    # `lm_head.weight` uses `shared.weight` there (unscaled for T5.1.1).
+    "lm_head.weight": ("shared.weight",),
 }
 
 

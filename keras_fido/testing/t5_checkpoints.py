@@ -96,3 +96,58 @@ def tiny_t5_checkpoint(directory, seed=0, **overrides):
         # for generation tests to be able to fail.
         model.lm_head.weight[1] *= 0.1
     return model, write_t5_checkpoint(model, directory)
+
+
+def pretrain_t5(model, batches, steps, learning_rate=3e-3, seed=0):
+    """Trains a transformers T5 briefly on span-corruption batches.
+
+    A stand-in for a pretrained T5.1.1 checkpoint: a tiny model trained
+    for a few hundred steps has a loss well below a random one, so
+    conversion losses and their recovery by uptraining show.
+
+    Args:
+        model: a `transformers.T5ForConditionalGeneration`.
+        batches: list of numpy `(x, y, sample_weight)` batches, as
+            `keras_fido.data.span_corruption_dataset` yields them (one
+            passage per example); cycled through.
+        steps: int. Adam steps.
+        learning_rate: float. Adam's rate.
+        seed: int. Torch seed.
+
+    Returns:
+        The loss of the last step, a float.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only contend
+    try:
+        last = _train_steps(model, optimizer, batches, steps)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    return last
+
+
+def _train_steps(model, optimizer, batches, steps):
+    import numpy as np
+    import torch
+
+    for step in range(steps):
+        x, y, weight = batches[step % len(batches)]
+        loss = model(
+            input_ids=torch.tensor(x["encoder_token_ids"][:, 0]).long(),
+            attention_mask=torch.tensor(x["encoder_padding_mask"][:, 0]).long(),
+            decoder_input_ids=torch.tensor(x["decoder_token_ids"]).long(),
+            decoder_attention_mask=torch.tensor(
+                x["decoder_padding_mask"]
+            ).long(),
+            labels=torch.tensor(np.where(weight, y, -100)).long(),
+        ).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
