@@ -1,0 +1,457 @@
+"""Pretrain a FiD / FiDO model with T5's span corruption and save a preset.
+
+    python recipes/pretrain.py --preset fido_base_xl --tokenizer spiece.model \
+        --steps 524288 --batch-size 128 --output runs/pretrain
+
+T5's recipe, as FiDO uses it: span corruption (15% of tokens in spans of
+3 on average, `keras_fido.data.span_corruption_dataset`) over C4, the
+`AdafactorAdam` optimizer (Adafactor without factoring or second-moment
+decay schedule) on T5's inverse square root learning-rate schedule.
+
+Data: tfds `c4/en` when it is prepared (`--tfds-data-dir`, else tfds'
+default directory); if it is not, the local text files of `--text` (one
+document per line, or per paragraph with `--paragraphs`), if given.
+`--data text` uses the files even when C4 is prepared.
+
+`--preset` is a named architecture (random weights; the vocabulary comes
+from `--tokenizer FILE`, a SentencePiece model to which T5's 100 sentinels
+are added if missing, or from `--train-tokenizer VOCAB`, trained on the
+data) or a preset directory to continue from (its tokenizer included).
+
+A checkpoint (weights, optimizer state, step) is written to
+`<output>/backup` every `--save-every` steps. Run the same command again
+after an interruption: training continues from the last checkpoint, and
+the data is read in a new order (seeded by `--seed` and the step) rather
+than from its start. `<output>/run_config.json` records the architecture
+and vocabulary; a run that does not match them is refused. The model ends
+in `<output>/preset` (`FiDOSeq2SeqLM.from_preset`, or `--preset` of
+`recipes/finetune_qa.py`).
+"""
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import sys
+
+import keras
+import tensorflow as tf
+
+from keras_fido.data import span_corruption_dataset
+from keras_fido.data import span_corruption_lengths
+from keras_fido.data import train_sentencepiece
+from keras_fido.models import FiDOSeq2SeqLM
+from keras_fido.models import FiDOSeq2SeqLMPreprocessor
+from keras_fido.models import FiDOTokenizer
+from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.training import pretraining_optimizer
+
+C4 = "c4/en"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--preset",
+        required=True,
+        help="a named architecture or a preset directory to continue from",
+    )
+    p.add_argument("--output", required=True, help="run directory")
+    p.add_argument(
+        "--data",
+        choices=("auto", "c4", "text"),
+        default="auto",
+        help="auto: C4 if prepared, else the --text files",
+    )
+    p.add_argument(
+        "--text", nargs="+", default=None, metavar="FILE", help="text files"
+    )
+    p.add_argument(
+        "--paragraphs",
+        action="store_true",
+        help="documents are blank-line separated paragraphs, not lines",
+    )
+    p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="SentencePiece model file (named presets only)",
+    )
+    p.add_argument(
+        "--train-tokenizer",
+        type=int,
+        default=None,
+        metavar="VOCAB",
+        help="train a SentencePiece vocabulary of this size on the data "
+        "(named presets only)",
+    )
+    p.add_argument(
+        "--tokenizer-documents",
+        type=int,
+        default=100000,
+        help="documents read to train the vocabulary",
+    )
+    p.add_argument(
+        "--extra-ids",
+        type=int,
+        default=100,
+        help="sentinel tokens added to the vocabulary (T5: 100)",
+    )
+    p.add_argument("--steps", type=int, default=524288)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--input-length",
+        type=int,
+        default=512,
+        help="encoder tokens per example (the targets' length follows)",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=10000,
+        help="steps at the constant rate 1/sqrt(warmup) before the decay",
+    )
+    p.add_argument(
+        "--save-every", type=int, default=1000, help="checkpoint period"
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="stop this run after about STEPS steps (rounded up to a "
+        "checkpoint), to continue later, e.g. under a time limit",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    for name in ("steps", "batch_size", "input_length", "save_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.stop_after is not None and args.stop_after < 1:
+        p.error("--stop-after must be positive")
+    return args
+
+
+# --- Data ----------------------------------------------------------------
+
+
+def text_documents(paths, paragraphs):
+    """Yields the documents of text files: lines, or paragraphs."""
+    for path in paths:
+        with open(path, encoding="utf-8") as file:
+            if not paragraphs:
+                for line in file:
+                    if line.strip():
+                        yield line.strip()
+                continue
+            block = []
+            for line in itertools.chain(file, [""]):
+                if line.strip():
+                    block.append(line.strip())
+                elif block:
+                    yield " ".join(block)
+                    block = []
+
+
+def c4_builder(args):
+    """The tfds C4 builder, or None when C4 is not prepared."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(C4, data_dir=args.tfds_data_dir)
+    return builder if builder.is_prepared() else None
+
+
+def how_to_prepare_c4(args):
+    data_dir = args.tfds_data_dir or "~/tensorflow_datasets"
+    return (
+        f"tfds {C4} is not prepared in {data_dir}. Prepare it once with\n"
+        f"    tfds build {C4} --data_dir {data_dir}\n"
+        "(C4 is built from Common Crawl with Apache Beam, see "
+        "https://www.tensorflow.org/datasets/catalog/c4), or pretrain on "
+        "local text with --text FILE [FILE ...]."
+    )
+
+
+def document_source(args):
+    """`("c4", builder)` or `("text", paths)`, by `--data`."""
+    if args.text:
+        missing = [path for path in args.text if not os.path.isfile(path)]
+        if missing:
+            raise SystemExit(f"--text: no such file: {missing[0]!r}")
+    if args.data == "text":
+        if not args.text:
+            raise SystemExit("--data text needs --text FILE [FILE ...]")
+        return "text", args.text
+    builder = c4_builder(args)
+    if builder is not None:
+        return "c4", builder
+    if args.data == "auto" and args.text:
+        print(how_to_prepare_c4(args).split("\n")[0])
+        print(f"Pretraining on the --text files instead: {args.text}")
+        return "text", args.text
+    raise SystemExit(how_to_prepare_c4(args))
+
+
+def documents_dataset(source, seed, paragraphs):
+    """An endless, shuffled `tf.data.Dataset` of document strings."""
+    kind, where = source
+    if kind == "c4":
+        import tensorflow_datasets as tfds
+
+        dataset = where.as_dataset(
+            split="train",
+            shuffle_files=True,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        ).map(lambda example: example["text"])
+    elif paragraphs:
+        dataset = tf.data.Dataset.from_generator(
+            lambda: text_documents(where, paragraphs),
+            output_signature=tf.TensorSpec([], tf.string),
+        )
+    else:
+        dataset = (
+            tf.data.TextLineDataset(where)
+            .map(tf.strings.strip)
+            .filter(lambda line: tf.strings.length(line) > 0)
+        )
+    return dataset.shuffle(10000, seed=seed).repeat()
+
+
+def tokenizer_text(source, args):
+    """Documents to train a vocabulary on."""
+    kind, where = source
+    if kind == "c4":
+        dataset = where.as_dataset(split="train").take(args.tokenizer_documents)
+        for example in dataset.as_numpy_iterator():
+            yield example["text"].decode("utf-8")
+    else:
+        yield from itertools.islice(
+            text_documents(where, args.paragraphs), args.tokenizer_documents
+        )
+
+
+# --- Model ---------------------------------------------------------------
+
+
+def load_tokenizer(args, source):
+    """The vocabulary of a named preset, with T5's sentinels."""
+    saved = os.path.join(args.output, "vocabulary.spm")
+    if args.tokenizer:
+        from keras_fido.convert import tokenizer_from_spiece
+
+        return tokenizer_from_spiece(args.tokenizer, extra_ids=args.extra_ids)
+    if args.train_tokenizer:
+        if os.path.exists(saved):
+            # Resuming: the vocabulary this run started with.
+            with open(saved, "rb") as file:
+                return FiDOTokenizer(proto=file.read())
+        proto = train_sentencepiece(
+            tokenizer_text(source, args),
+            vocab_size=args.train_tokenizer,
+            extra_ids=args.extra_ids,
+        )
+        with open(saved, "wb") as file:
+            file.write(proto)
+        return FiDOTokenizer(proto=proto)
+    raise SystemExit(
+        "A named preset has no vocabulary: pass --tokenizer FILE or "
+        "--train-tokenizer VOCAB_SIZE."
+    )
+
+
+def build_model(args, source):
+    if os.path.isdir(args.preset):
+        model = FiDOSeq2SeqLM.from_preset(args.preset)
+        if model.preprocessor is None:
+            raise SystemExit(
+                f"--preset {args.preset!r} has no tokenizer; save it with "
+                "its preprocessor."
+            )
+        return model
+    if args.preset not in backbone_presets:
+        raise SystemExit(
+            f"--preset {args.preset!r} is neither a directory nor one of "
+            f"{sorted(backbone_presets)}"
+        )
+    tokenizer = load_tokenizer(args, source)
+    return FiDOSeq2SeqLM.from_preset(
+        args.preset,
+        preprocessor=FiDOSeq2SeqLMPreprocessor(tokenizer),
+        vocabulary_size=tokenizer.vocabulary_size(),
+    )
+
+
+def check_run_config(args, model):
+    """Writes `run_config.json`, or refuses a run that does not match it."""
+    tokenizer = model.preprocessor.tokenizer
+    architecture = model.backbone.get_config()
+    for key in ("name", "trainable"):
+        architecture.pop(key, None)
+    current = {
+        "architecture": json.loads(json.dumps(architecture)),
+        "vocabulary_sha256": hashlib.sha256(tokenizer.proto).hexdigest(),
+    }
+    path = os.path.join(args.output, "run_config.json")
+    if os.path.exists(path):
+        with open(path) as file:
+            stored = json.load(file)
+        if stored["architecture"] != current["architecture"]:
+            keys = sorted(
+                key
+                for key in set(stored["architecture"])
+                | set(current["architecture"])
+                if stored["architecture"].get(key)
+                != current["architecture"].get(key)
+            )
+            details = ", ".join(
+                f"{key}: {stored['architecture'].get(key)!r} there, "
+                f"{current['architecture'].get(key)!r} now"
+                for key in keys
+            )
+            raise SystemExit(
+                f"--output {args.output!r} holds a run of a different "
+                f"architecture ({details}). Use the same --preset to "
+                "continue it, or a new --output."
+            )
+        if stored["vocabulary_sha256"] != current["vocabulary_sha256"]:
+            raise SystemExit(
+                f"--output {args.output!r} holds a run with a different "
+                "vocabulary. Use the same --tokenizer to continue it, or a "
+                "new --output."
+            )
+    record = dict(
+        current,
+        preset=args.preset,
+        input_length=args.input_length,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        seed=args.seed,
+    )
+    with open(path, "w") as file:
+        json.dump(record, file, indent=1)
+
+
+def resume_point(backup_dir):
+    """`(epoch, step)` of the last checkpoint, `(0, 0)` for a new run."""
+    epoch = step = 0
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if os.path.exists(metadata):
+        with open(metadata) as file:
+            epoch = int(json.load(file)["epoch"])
+    progress = os.path.join(backup_dir, "step.json")
+    if epoch and os.path.exists(progress):
+        with open(progress) as file:
+            step = int(json.load(file)["step"])
+    return epoch, step
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Stops at `total` optimizer steps, or at the first checkpoint after
+    `run` steps of this run, and records the step of each checkpoint.
+
+    Keras' `BackupAndRestore` (run before this callback) restores the
+    epoch; `step.json` says which optimizer step that epoch ended at, so
+    a later run knows how many steps are left even when the last epoch
+    was cut short or `--save-every` changed.
+    """
+
+    def __init__(self, backup_dir, total, run=None):
+        super().__init__()
+        self.backup_dir, self.total, self.run = backup_dir, total, run
+        self.first = None
+        self.interrupted = False
+
+    def step(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.first is None:
+            self.first = self.step()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step() >= self.total:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        with open(os.path.join(self.backup_dir, "step.json"), "w") as file:
+            json.dump({"epoch": epoch + 1, "step": self.step()}, file)
+        if self.run is not None and self.step() - self.first >= self.run:
+            self.interrupted = self.step() < self.total
+            self.model.stop_training = True
+
+
+def main(argv=None):
+    """Runs the recipe; returns a summary dict (steps, last loss, preset)."""
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.output, exist_ok=True)
+    source = document_source(args)
+    model = build_model(args, source)
+    tokenizer = model.preprocessor.tokenizer
+    check_run_config(args, model)
+
+    backup_dir = os.path.join(args.output, "backup")
+    start_epoch, start_step = resume_point(backup_dir)
+    if start_step:
+        print(f"Resuming at step {start_step} of {args.steps}")
+    # One Keras epoch per checkpoint, as many as the steps left need.
+    epochs = start_epoch + math.ceil(
+        max(args.steps - start_step, 0) / args.save_every
+    )
+    # A resumed run reads the data in a new order, not from its start.
+    data_seed = args.seed + start_step
+    _, target_length = span_corruption_lengths(args.input_length)
+    train = span_corruption_dataset(
+        documents_dataset(source, data_seed, args.paragraphs),
+        tokenizer,
+        input_length=args.input_length,
+        batch_size=args.batch_size,
+        seed=data_seed,
+        drop_remainder=True,
+    ).prefetch(tf.data.AUTOTUNE)
+
+    model.compile(
+        optimizer=pretraining_optimizer(warmup_steps=args.warmup_steps)
+    )
+    progress = StepProgress(backup_dir, args.steps, args.stop_after)
+    history = model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=args.save_every,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(
+                backup_dir, save_freq="epoch", delete_checkpoint=False
+            ),
+            progress,
+        ],
+        shuffle=False,  # The documents are shuffled in tf.data.
+        verbose=1,
+    )
+    step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    losses = history.history.get("loss", [])
+    summary = {
+        "start_step": start_step,
+        "step": step,
+        "loss": float(losses[-1]) if losses else None,
+        "input_length": args.input_length,
+        "target_length": target_length,
+        "preset": None,
+    }
+    if progress.interrupted:
+        print(
+            f"Stopped at step {step} of {args.steps}; run the same command "
+            "again to continue."
+        )
+        return summary
+    preset = os.path.join(args.output, "preset")
+    model.save_to_preset(preset)
+    summary["preset"] = preset
+    print(f"Step {step} of {args.steps}; saved the model to {preset}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
