@@ -151,7 +151,8 @@ def exported(reader, tmp_path_factory):
 def served(reader, exported, tmp_path_factory):
     """Requests answered by the bare TensorFlow process, with what
     `generate` and the preprocessor say about the same inputs."""
-    packed = reader.preprocessor.generate_preprocess(BATCHES[1])
+    with pytest.warns(UserWarning, match="dropped"):
+        packed = reader.preprocessor.generate_preprocess(BATCHES[1])
     token_inputs = {
         "encoder_token_ids": {
             "value": keras.ops.convert_to_numpy(
