@@ -13,7 +13,32 @@ def _whole_words(strings):
     )
 
 
-def counterfactual_examples(examples, group_key="fact", copies=1, seed=0):
+_VOWELS = "aeiou"
+_CONSONANTS = "bcdfghjklmnpqrstvwxyz"
+_DIGITS = "0123456789"
+
+
+def _scrambler(rng):
+    """A random letter and digit substitution that keeps the string's shape.
+
+    Vowels map to vowels and consonants to consonants (so the result stays
+    pronounceable and tokenizes like a name), case is kept, and digits map
+    to digits; spaces, punctuation and other characters are unchanged. One
+    mapping is used for all answers of an example, so aliases stay aliases
+    ("euro" and "EUR" both change the same way).
+    """
+    table = {}
+    for alphabet in (_VOWELS, _CONSONANTS, _DIGITS):
+        shuffled = list(alphabet)
+        rng.shuffle(shuffled)
+        table.update(zip(alphabet, shuffled))
+        table.update((a.upper(), b.upper()) for a, b in zip(alphabet, shuffled))
+    return lambda text: "".join(table.get(c, c) for c in text)
+
+
+def counterfactual_examples(
+    examples, group_key="fact", copies=1, seed=0, answers="donor"
+):
     """Copies of FiD examples whose answer is swapped for another's.
 
     A small reader trained from scratch on a few thousand questions can
@@ -25,6 +50,15 @@ def counterfactual_examples(examples, group_key="fact", copies=1, seed=0):
     by the answers of another example of the same group (for the embedded
     country task, the same kind of fact), and the target follows. The only
     way to get such a copy right is to read it.
+
+    With `answers="scrambled"`, the new answers are instead the gold ones
+    with their letters and digits substituted at random (vowels for vowels,
+    consonants for consonants, digits for digits; one substitution per
+    copy, so aliases stay consistent): "Saint John's" may become "Beonk
+    Tuvh's" and "+1268" "+7403". Every copy then has an answer never seen
+    before, so even recognising a memorised answer in the passages does
+    not help: the reader must learn to copy, which is what transfers to
+    unseen entities. `group_key` is not used then.
 
     An example yields a copy only when its target occurs in a passage text
     as a whole word; the donor is drawn from the same group among examples
@@ -42,7 +76,12 @@ def counterfactual_examples(examples, group_key="fact", copies=1, seed=0):
             answers. Defaults to `"fact"` (the country task's fact name).
         copies: int. Copies made of each example (each with its own
             donor). Defaults to `1`.
-        seed: int. Seeds the choice of donors. Defaults to `0`.
+        seed: int. Seeds the choice of donors and substitutions. Defaults
+            to `0`.
+        answers: `"donor"` or `"scrambled"`. Where the new answers come
+            from: another example of the same group, or the example's own
+            answers with letters and digits substituted. Defaults to
+            `"donor"`.
 
     Returns:
         A new list of example dicts (the input is not modified), in input
@@ -61,25 +100,56 @@ def counterfactual_examples(examples, group_key="fact", copies=1, seed=0):
         raise ValueError(
             f"`copies` must be a non-negative int. Received: copies={copies!r}"
         )
+    if answers not in ("donor", "scrambled"):
+        raise ValueError(
+            "`answers` must be 'donor' or 'scrambled'. "
+            f"Received: answers={answers!r}"
+        )
     groups = collections.defaultdict(list)
     for index, example in enumerate(examples):
-        if group_key not in example:
+        if answers == "donor" and group_key not in example:
             raise ValueError(
                 f"Example {index} has no {group_key!r} field to group "
                 f"answers by; its keys are {sorted(example)}."
             )
-        groups[example[group_key]].append(example)
+        if answers == "donor":
+            groups[example[group_key]].append(example)
     rng = random.Random(f"counterfactual:{seed}")
     result = []
     for _ in range(copies):
         for example in examples:
-            copy = _swap(example, groups[example[group_key]], rng)
+            if answers == "donor":
+                group = groups[example[group_key]]
+                new_answers = lambda: rng.choice(group)["answers"]  # noqa: E731
+            else:
+                new_answers = _scrambled_answers(example, rng)
+            copy = _swap(example, new_answers)
             if copy is not None:
                 result.append(copy)
     return result
 
 
-def _swap(example, group, rng, tries=8):
+def _scrambled_answers(example, rng):
+    """A function drawing scrambled answers for `example`.
+
+    An alias that contains the target ("640,679 square kilometres" for
+    "640,679") keeps its other words; other aliases are scrambled with the
+    same substitution as the target.
+    """
+    target = example["target"]
+
+    def draw():
+        scramble = _scrambler(rng)
+        new_target = scramble(target)
+        return [
+            a.replace(target, new_target) if target in a else scramble(a)
+            for a in example["answers"]
+        ]
+
+    return draw
+
+
+def _swap(example, new_answers, tries=8):
     answers, target = list(example["answers"]), example["target"]
     texts = [ctx["text"] for ctx in example["ctxs"]]
     if target not in answers or not any(
@@ -87,12 +157,11 @@ def _swap(example, group, rng, tries=8):
     ):
         return None
     for _ in range(tries):
-        donor = rng.choice(group)
-        pairs = list(zip(answers, donor["answers"]))
+        pairs = list(zip(answers, new_answers()))
         new = dict(pairs)
-        if donor["target"] == target or target not in new:
+        if target not in new or new[target] == target:
             continue
-        # The donor's answers must not already be written in the passages.
+        # The new answers must not already be written in the passages.
         if any(_whole_words(new.values()).search(t) for t in texts):
             continue
         pattern = _whole_words(new)

@@ -83,3 +83,28 @@ def test_missing_group_field_and_bad_copies_are_refused():
         counterfactual_examples(EXAMPLES, group_key="kind")
     with pytest.raises(ValueError, match="copies"):
         counterfactual_examples(EXAMPLES, copies=-1)
+
+
+def test_scrambled_answers_keep_their_shape_and_aliases_follow():
+    rows = [
+        example("France", "euro", "EUR"),
+        {
+            "answers": ["+1268", "1268"],
+            "target": "+1268",
+            "fact": "calling_code",
+            "ctxs": [{"title": "Antigua", "text": "Its code is +1268."}],
+        },
+    ]
+    euro, code = counterfactual_examples(rows, answers="scrambled", seed=5)
+    name, alias = euro["answers"]
+    assert len(name) == 4 and name.islower() and name != "euro"
+    assert alias.isupper() and alias[:2] == name[:2].upper()
+    assert euro["ctxs"][0]["text"] == f"France uses the {name} ({alias})."
+    assert code["target"][0] == "+" and code["target"][1:].isdigit()
+    assert code["answers"][1] == code["target"][1:]
+    assert code["ctxs"][0]["text"] == f"Its code is {code['target']}."
+
+
+def test_unknown_answer_source_is_refused():
+    with pytest.raises(ValueError, match="answers"):
+        counterfactual_examples(EXAMPLES, answers="random")
