@@ -193,23 +193,24 @@ def test_num_key_value_heads_must_divide_the_heads(base, heads):
 
 def test_tool_writes_a_fido_preset_and_its_report(base, large, tmp_path):
     out = str(tmp_path / "fido")
-    main(
-        [
-            base.directory,
-            out,
-            "--to-fido",
-            "--decoder-checkpoint",
-            large.directory,
-            "--cross-attention-interval",
-            "2",
-            "--num-key-value-heads",
-            "1",
-            "--num-passages",
-            "2",
-            "--passage-length",
-            "16",
-        ]
-    )
+    with pytest.warns(UserWarning, match="re-initialised 4 weights"):
+        main(
+            [
+                base.directory,
+                out,
+                "--to-fido",
+                "--decoder-checkpoint",
+                large.directory,
+                "--cross-attention-interval",
+                "2",
+                "--num-key-value-heads",
+                "1",
+                "--num-passages",
+                "2",
+                "--passage-length",
+                "16",
+            ]
+        )
     with open(os.path.join(out, "uptraining_report.json")) as file:
         report = json.load(file)
     assert len(report["reinitialized"]) == 4
