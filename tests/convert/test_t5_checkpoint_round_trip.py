@@ -25,8 +25,7 @@ EXAMPLE = {
     "passages": [
         {
             "title": "return",
-            "text": "The return statement leaves the "
-            "current function call with the expression list.",
+            "text": "The return statement leaves the function call.",
         },
         {
             "title": "yield",
@@ -49,7 +48,7 @@ def preset(source, tmp_path_factory):
     reader = from_t5_checkpoint(
         source[1],
         num_passages=2,
-        passage_length=64,
+        passage_length=96,
         decoder_sequence_length=STEPS,
     )
     path = str(tmp_path_factory.mktemp("preset"))
