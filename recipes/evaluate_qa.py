@@ -7,6 +7,7 @@
 import argparse
 import itertools
 import json
+import os
 import sys
 
 from keras_fido.data import read_fid_examples
@@ -30,7 +31,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    reader = FiDOSeq2SeqLM.from_preset(args.preset)
+    if not os.path.isfile(args.data):
+        raise SystemExit(f"--data: no such file: {args.data!r}")
+    try:
+        reader = FiDOSeq2SeqLM.from_preset(args.preset)
+    except ValueError as error:
+        raise SystemExit(f"--preset: {error}")
     if reader.preprocessor is None:
         raise SystemExit(f"{args.preset!r} holds no tokenizer/preprocessor.")
     examples = read_fid_examples(

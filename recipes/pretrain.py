@@ -263,7 +263,10 @@ def load_tokenizer(args, source):
 
 def build_model(args, source):
     if os.path.isdir(args.preset):
-        model = FiDOSeq2SeqLM.from_preset(args.preset)
+        try:
+            model = FiDOSeq2SeqLM.from_preset(args.preset)
+        except ValueError as error:
+            raise SystemExit(f"--preset: {error}")
         if model.preprocessor is None:
             raise SystemExit(
                 f"--preset {args.preset!r} has no tokenizer; save it with "

@@ -11,6 +11,7 @@ from keras_hub.src.utils.python_utils import classproperty
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.utils.checks import check_token_ids
 
 INPUT_RANKS = {
     "encoder_token_ids": 3,
@@ -238,7 +239,7 @@ class FiDOBackbone(Backbone):
         return self.token_embedding(x, reverse=True)
 
     def call(self, inputs, training=None, mask=None):
-        check_inputs(inputs)
+        check_inputs(inputs, self.vocabulary_size)
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):
@@ -314,8 +315,10 @@ def check_preset_directory(preset, load_weights):
             )
 
 
-def check_inputs(inputs):
-    """Validates the backbone's input dict: names, ranks, matching masks."""
+def check_inputs(inputs, vocabulary_size=None):
+    """Validates the backbone's input dict: names, ranks, matching masks
+    and batch sizes, integer ids; and, for numpy inputs (host values, so
+    never inside a compiled step), ids within `[0, vocabulary_size)`."""
     if not isinstance(inputs, dict):
         raise ValueError(
             "FiDOBackbone expects a dict with keys "
@@ -352,6 +355,13 @@ def check_inputs(inputs):
                 f"`{padding}` must have the shape of `{ids}` {ids_shape}. "
                 f"Received shape {mask_shape}."
             )
+        check_token_ids(ids, inputs[ids], vocabulary_size)
+    batches = [ops.shape(inputs[name])[0] for name in INPUT_RANKS]
+    if len(set(b for b in batches if isinstance(b, int))) > 1:
+        raise ValueError(
+            "All FiDOBackbone inputs must have the same batch size. "
+            f"Received batch sizes {dict(zip(INPUT_RANKS, batches))}."
+        )
 
 
 def _static(shape):

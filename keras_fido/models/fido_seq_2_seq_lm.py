@@ -6,6 +6,7 @@ from keras_hub.models import Seq2SeqLM
 from keras_hub.src.utils.tensor_utils import any_equal
 
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.models.fido_backbone import check_inputs
 from keras_fido.models.fido_backbone import check_preset_directory
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
@@ -114,7 +115,21 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                     f"be None. Received: y of type {type(y).__name__}"
                 )
             x, y, kwargs["sample_weight"] = self.preprocessor(x)
+        if _is_token_dict(x):
+            check_inputs(x, self.backbone.vocabulary_size)
         return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`; token-id dicts are checked first."""
+        if _is_token_dict(x):
+            check_inputs(x, self.backbone.vocabulary_size)
+        return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        """`keras.Model.evaluate`; token-id dicts are checked first."""
+        if _is_token_dict(x):
+            check_inputs(x, self.backbone.vocabulary_size)
+        return super().evaluate(x, *args, **kwargs)
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         # Token ids (preprocessed already, e.g. by `fit` above) pass through.
@@ -288,6 +303,9 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             return [[inputs]], True
         if isinstance(inputs, (list, tuple)) and self.preprocessor is not None:
             return [list(inputs)], False
+        if _is_token_dict(inputs) and "encoder_sequence_output" not in inputs:
+            # Checked here, on the host, once: not in the compiled loop.
+            check_inputs(inputs, self.backbone.vocabulary_size)
         return super()._normalize_generate_inputs(inputs)
 
     # --- Passage relevance ------------------------------------------------

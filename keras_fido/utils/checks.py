@@ -1,5 +1,6 @@
 """Argument checks whose errors name the argument and the value received."""
 
+import keras
 import numpy as np
 
 
@@ -18,3 +19,38 @@ def check_positive_int(name, value):
             f"`{name}` must be a positive int. Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_token_ids(name, value, vocabulary_size=None):
+    """Raises a `ValueError` naming `name` for ids that are not token ids.
+
+    The dtype must be an integer one (always checked, symbolic tensors
+    included). The values must lie in `[0, vocabulary_size)`: checked only
+    for host values (numpy arrays), so that compiled steps never wait on
+    the device; out-of-range ids would otherwise be clipped or wrap around
+    silently (embedding gathers on XLA) or fail deep inside a backend.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return
+    if isinstance(value, np.ndarray):
+        integer = value.dtype.kind in "iu"
+        dtype = str(value.dtype)
+    else:
+        try:
+            dtype = keras.backend.standardize_dtype(dtype)
+        except ValueError:
+            dtype = str(dtype)
+        integer = "int" in dtype
+    if not integer:
+        raise ValueError(
+            f"`{name}` must hold integer token ids (e.g. int32). "
+            f"Received dtype {dtype}."
+        )
+    if vocabulary_size and isinstance(value, np.ndarray) and value.size:
+        low, high = int(value.min()), int(value.max())
+        if low < 0 or high >= vocabulary_size:
+            raise ValueError(
+                f"`{name}` must hold token ids in [0, {vocabulary_size}) "
+                f"(the vocabulary size). Received ids from {low} to {high}."
+            )
