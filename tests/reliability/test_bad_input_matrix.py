@@ -150,7 +150,7 @@ def test_preprocessor_names_the_bad_field(preprocessor, x, message):
 
 
 def test_empty_question_is_encoded_with_its_passages(preprocessor):
-    x, _, _ = preprocessor(
+    x = preprocessor(
         {"question": "", "passages": [{"title": "t", "text": "Paris."}]}
     )
     assert x["encoder_token_ids"].shape == (2, 8)
