@@ -12,6 +12,7 @@ from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.utils.checks import check_token_ids
+from keras_fido.utils.checks import check_weights_file
 
 INPUT_RANKS = {
     "encoder_token_ids": 3,
@@ -313,6 +314,8 @@ def check_preset_directory(preset, load_weights):
                 "written by `save_to_preset` holds config.json and "
                 f"model.weights.h5. Found: {sorted(os.listdir(preset))}"
             )
+    if load_weights:
+        check_weights_file(os.path.join(preset, "model.weights.h5"))
 
 
 def check_inputs(inputs, vocabulary_size=None):

@@ -54,3 +54,29 @@ def check_token_ids(name, value, vocabulary_size=None):
                 f"`{name}` must hold token ids in [0, {vocabulary_size}) "
                 f"(the vocabulary size). Received ids from {low} to {high}."
             )
+
+
+def check_weights_file(path):
+    """Raises a `ValueError` naming `path` when its HDF5 structure cannot
+    be read in full (a truncated or damaged weights file), before any
+    weight is assigned, so that no model is half loaded.
+
+    Every group and dataset header is opened; the arrays themselves are
+    read only when the weights are loaded (HDF5 keeps no checksum of
+    them, so bytes changed inside an array cannot be detected here).
+    """
+    import h5py
+
+    def open_item(name, item):
+        if isinstance(item, h5py.Dataset):
+            item.shape, item.dtype
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(open_item)
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"{path!r} is truncated or damaged and was not loaded (no "
+            "weight was set). Save the preset again, or restore the file. "
+            f"HDF5 said: {error}"
+        ) from None
