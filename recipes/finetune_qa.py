@@ -10,10 +10,27 @@ written by `save_to_preset` (weights and tokenizer included). Validation
 exact match is computed by generating answers after each epoch, and the
 best weights are kept. Run the same command again after an interruption:
 training resumes from the last finished epoch (`<output>/backup`).
+`<output>/run_config.json` records the architecture, preprocessing and
+vocabulary of the run; a later run in the same directory that differs is
+refused rather than resumed from mismatched checkpoints.
+
+Distributed training uses Keras' own engines (`--distribution`):
+
+    # JAX: data parallel over every device, or weights sharded 4 ways
+    KERAS_BACKEND=jax python recipes/finetune_qa.py ... --distribution data
+    KERAS_BACKEND=jax python recipes/finetune_qa.py ... \
+        --distribution model --model-parallel 4
+    # TensorFlow: MirroredStrategy over the GPUs, or a Cloud TPU
+    KERAS_BACKEND=tensorflow python recipes/finetune_qa.py ... \
+        --distribution data --tpu my-tpu
+
+`--batch-size` is the global batch, split over the data-parallel replicas.
 """
 
 import argparse
+import hashlib
 import itertools
+import json
 import os
 import sys
 
@@ -27,6 +44,8 @@ from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.training.distribution import DISTRIBUTIONS
+from keras_fido.training.distribution import distribution_context
 
 
 def parse_args(argv=None):
@@ -71,6 +90,28 @@ def parse_args(argv=None):
         help="use only the first N training questions",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--distribution",
+        choices=DISTRIBUTIONS,
+        default="none",
+        help="none: one device; data: data parallel (JAX DataParallel, "
+        "TensorFlow MirroredStrategy or TPUStrategy); model: weights "
+        "sharded over --model-parallel devices (JAX ModelParallel)",
+    )
+    p.add_argument(
+        "--model-parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="devices each weight is sharded over (--distribution model)",
+    )
+    p.add_argument(
+        "--tpu",
+        default=None,
+        metavar="ADDRESS",
+        help="Cloud TPU name or grpc:// address (TensorFlow, "
+        "--distribution data)",
+    )
     return p.parse_args(argv)
 
 
@@ -125,17 +166,98 @@ def build_reader(args):
     )
 
 
+# Keys of a backbone config that name the object rather than the model.
+NOT_ARCHITECTURE = ("name", "trainable")
+
+
+def run_config(reader):
+    """The architecture, preprocessing and vocabulary a run trains."""
+    backbone = reader.backbone.get_config()
+    preprocessor = reader.preprocessor
+    config = {
+        f"backbone.{key}": value
+        for key, value in backbone.items()
+        if key not in NOT_ARCHITECTURE
+    }
+    for key in (
+        "num_passages",
+        "passage_length",
+        "decoder_sequence_length",
+        "question_prefix",
+        "title_prefix",
+        "context_prefix",
+    ):
+        config[f"preprocessor.{key}"] = getattr(preprocessor, key)
+    proto = preprocessor.tokenizer.proto
+    config["tokenizer.sha256"] = hashlib.sha256(proto).hexdigest()
+    return json.loads(json.dumps(config))  # tuples as lists, as stored
+
+
+def check_run_config(output, config):
+    """Writes `<output>/run_config.json`, or refuses a run unlike it.
+
+    `BackupAndRestore` would otherwise load the checkpoints of another
+    architecture into this model, and fail obscurely or (a different
+    vocabulary of the same size) silently train on mismatched weights.
+    """
+    path = os.path.join(output, "run_config.json")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            json.dump(config, f, indent=1, sort_keys=True)
+        return
+    with open(path) as f:
+        stored = json.load(f)
+    missing = object()
+    differing = sorted(
+        key
+        for key in set(stored) | set(config)
+        if stored.get(key, missing) != config.get(key, missing)
+    )
+    if differing:
+        details = "; ".join(
+            f"{key}: {stored.get(key)!r} there, {config.get(key)!r} now"
+            for key in differing
+        )
+        raise SystemExit(
+            f"--output {output!r} holds a run of a different "
+            f"architecture, preprocessing or vocabulary ({details}), "
+            "whose checkpoints cannot be resumed by this one. Pick a new "
+            "--output, or delete the directory to start over."
+        )
+
+
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
+    try:
+        context = distribution_context(
+            args.distribution,
+            tpu=args.tpu,
+            model_parallel=args.model_parallel,
+            batch_size=args.batch_size,
+        )
+    except ValueError as error:
+        raise SystemExit(str(error))
     os.makedirs(args.output, exist_ok=True)
-    reader = build_reader(args)
+    # Variables are created, and fit() runs, where the engine places them.
+    with context:
+        reader = build_reader(args)
+        check_run_config(args.output, run_config(reader))
+        train(reader, args)
+    return 0
+
+
+def train(reader, args):
+    """Fits on `--train`, keeps the best validation EM, saves a preset."""
     num_passages = reader.preprocessor.num_passages
-    train = (
+    dataset = (
         load_fid_json(args.train, num_passages=num_passages, validate=True)
         .take(args.train_limit or -1)
         .shuffle(4096, seed=args.seed)
-        .ragged_batch(args.batch_size)
+        # A distributed batch must split evenly over the replicas.
+        .ragged_batch(
+            args.batch_size, drop_remainder=args.distribution != "none"
+        )
     )
     validation = list(
         itertools.islice(
@@ -153,13 +275,12 @@ def main(argv=None):
         ),
         keras.callbacks.BackupAndRestore(os.path.join(args.output, "backup")),
     ]
-    reader.fit(train, epochs=args.epochs, callbacks=callbacks, verbose=1)
+    reader.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=1)
     if os.path.exists(best):
         reader.load_weights(best)
     preset = os.path.join(args.output, "preset")
     reader.save_to_preset(preset)
     print(f"saved the best reader to {preset}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training: the FiDO optimizer and T5's learning-rate schedule."""
 
 from keras_fido.training.adafactor_adam import AdafactorAdam
+from keras_fido.training.distribution import distribution_context
 from keras_fido.training.optimizer import fine_tuning_optimizer
 from keras_fido.training.optimizer import pretraining_optimizer
 from keras_fido.training.t5_schedule import InverseSquareRootSchedule
@@ -8,6 +9,7 @@ from keras_fido.training.t5_schedule import InverseSquareRootSchedule
 __all__ = [
     "AdafactorAdam",
     "InverseSquareRootSchedule",
+    "distribution_context",
     "fine_tuning_optimizer",
     "pretraining_optimizer",
 ]

@@ -135,3 +135,45 @@ def test_quickstart_reports_both_readers(tmp_path):
         assert figures["generate_ms_per_sample"] > 0
     assert written["fido"]["cross_attention_layers"] == [2, 4]
     assert written["fid"]["cross_attention_layers"] == [1, 2]
+
+
+def test_finetune_refuses_to_resume_a_different_architecture(
+    country_qa_dir, tmp_path
+):
+    finetune = load_recipe("finetune_qa")
+    output = tmp_path / "run"
+
+    def run(preset):
+        finetune.main(
+            [
+                "--train",
+                str(country_qa_dir / "train.json"),
+                "--validation",
+                str(country_qa_dir / "validation.json"),
+                "--preset",
+                preset,
+                "--train-tokenizer",
+                "300",
+                "--output",
+                str(output),
+                "--num-passages",
+                "2",
+                "--passage-length",
+                "16",
+                "--answer-length",
+                "4",
+                "--epochs",
+                "0",  # builds, records the run and saves; no training
+                "--train-limit",
+                "4",
+            ]
+        )
+
+    run("fido_tiny")
+    assert (output / "run_config.json").exists()
+    with pytest.raises(SystemExit) as refusal:
+        run("fid_tiny")
+    message = str(refusal.value)
+    assert "backbone.decoder_num_key_value_heads" in message
+    assert "backbone.cross_attention_interval" in message
+    assert "new --output" in message
