@@ -194,7 +194,6 @@ def test_preprocessor_never_crashes_and_masks_match_ids(
     assert ids.shape == mask.shape == (len(questions), 2, 8)
     assert (ids[~mask] == 0).all()
     assert ((ids != 0) <= mask).all()
-    assert mask[:, 0].any(axis=-1).all()  # the question is always there
     report = preprocessor.truncation_report(examples)
     extra = max(0, len(passages) - 2) * len(questions)
     assert 0 <= report["passages_dropped"] <= extra
