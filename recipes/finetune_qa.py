@@ -44,6 +44,7 @@ from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.training import fine_tuning_optimizer
 from keras_fido.training.distribution import DISTRIBUTIONS
 from keras_fido.training.distribution import distribution_context
 
@@ -75,6 +76,8 @@ def parse_args(argv=None):
     p.add_argument("--passage-length", type=int, default=128)
     p.add_argument("--answer-length", type=int, default=16)
     p.add_argument("--epochs", type=int, default=3)
+    # FiDO fine-tunes with batch 64 at a constant 1e-3 (AdafactorAdam); the
+    # default batch here is scaled down for a small machine.
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument(
@@ -266,7 +269,7 @@ def train(reader, args):
         )
     )
     reader.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate), sampler="greedy"
+        optimizer=fine_tuning_optimizer(args.learning_rate), sampler="greedy"
     )
     best = os.path.join(args.output, "best.weights.h5")
     callbacks = [
