@@ -3,41 +3,114 @@
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from keras_fido.benchmark.variants import VARIANTS
 
+SWEEP_DEFAULTS = {
+    "passages": (10, 20, 40),
+    "output_length": (8, 16, 32, 64),
+    "batch_size": (1, 2, 4, 8),
+}
 
-def parse_args(argv=None):
+EPILOG = """\
+modes (combine freely, except --max-batch, which replaces the timing):
+  default        time encoder and decoder per sample along the ladder
+  --sweep        also rerun the ladder at several passages / output lengths /
+                 batch sizes and plot time per sample against each
+  --roofline     also measure peak FLOP/s and bandwidth, report measured /
+                 lower bound for the encoder and the decoder step
+  --peer         also time vanilla FiD through HuggingFace transformers
+  --quantize     also time each variant after keras.Model.quantize
+  --beam N       also time N-beam search against greedy at batch size 1
+  --max-batch    largest batch within --memory-budget-gib (no timing)
+  --docs PATH    write the performance document; with --docs-from, from
+                 earlier --json files without running anything
+
+Outputs go to --out-dir: table.md, time_per_sample.png, sweep_NAME.png.
+"""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, received {text!r}"
+        )
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, received {text!r}"
+        )
+    return value
+
+
+def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m keras_fido.benchmark",
-        description="Encoder and decoder time per sample along FiDO's "
-        "ablation ladder (backend from KERAS_BACKEND).",
+        description="Encoder and decoder time per sample, memory and "
+        "roofline along FiDO's ablation ladder (fid, lsa, lsa_mq, "
+        "lsa_mq_asym), backend from KERAS_BACKEND. Weights are random.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--size",
         default="base",
-        help="tiny, small, base, large, xl or xxl (default base)",
+        help="tiny, small, base, large, xl or xxl (default base); "
+        "lsa_mq_asym's decoder is two T5 sizes larger",
     )
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--passages", type=int, default=40)
-    p.add_argument("--passage-length", type=int, default=256)
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        help="samples per generate call (default 8)",
+    )
+    p.add_argument(
+        "--passages",
+        type=_positive_int,
+        default=40,
+        help="passages per sample (default 40)",
+    )
+    p.add_argument(
+        "--passage-length",
+        type=_positive_int,
+        default=256,
+        help="tokens per passage (default 256)",
+    )
     p.add_argument(
         "--output-length",
-        type=int,
+        type=_positive_int,
         default=32,
-        help="decoding steps; all are run (no early stop)",
+        help="decoding steps; all are run, no early stop (default 32)",
     )
     p.add_argument(
         "--dtype",
         default="float32",
         choices=["float32", "bfloat16", "mixed_bfloat16"],
+        help="dtype policy of the backbone (default float32)",
     )
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=3,
+        help="timed runs after one warm-up; the median is reported (default 3)",
+    )
     p.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help=f"comma list from {','.join(VARIANTS)}",
+        help=f"comma list from {','.join(VARIANTS)} (default all)",
     )
     p.add_argument(
         "--decoder-only",
@@ -46,37 +119,221 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--sweep",
-        default=None,
-        help="NAME=V1,V2,... with NAME one of passages, "
-        "output_length, batch_size: rerun at each value and plot",
+        action="append",
+        default=[],
+        metavar="NAME[=V1,V2,...]",
+        help="rerun the ladder at each value of NAME (passages, "
+        "output_length or batch_size) and plot time per sample against it; "
+        "repeat the option for several sweeps. Without values: "
+        + "; ".join(
+            f"{k} {','.join(map(str, v))}" for k, v in SWEEP_DEFAULTS.items()
+        )
+        + ". `--sweep all` runs the three with their defaults",
     )
-    p.add_argument("--json", default=None, help="write the records here")
+    p.add_argument(
+        "--roofline",
+        action="store_true",
+        help="measure peak matmul FLOP/s and memory bandwidth once and "
+        "report measured / lower-bound time for the encoder and the "
+        "decoder step",
+    )
+    p.add_argument(
+        "--roofline-matmul-size",
+        type=_positive_int,
+        default=2048,
+        help="N of the float32 N x N x N matmul timed for peak FLOP/s "
+        "(default 2048)",
+    )
+    p.add_argument(
+        "--roofline-copy-mib",
+        type=_positive_int,
+        default=512,
+        help="MiB of the float32 array read and written for bandwidth "
+        "(default 512)",
+    )
+    p.add_argument(
+        "--peer",
+        choices=["transformers"],
+        default=None,
+        help="also time the fid variant through HuggingFace transformers "
+        "T5 (PyTorch, FiD-style) and print keras_fido / peer ratios; "
+        "needs fid in --variants and --dtype float32",
+    )
+    p.add_argument(
+        "--peer-threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads of the peer (default: the machine's cores, "
+        "os.cpu_count())",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="also quantize each variant with keras.Model.quantize, time "
+        "it and report token agreement with the float model",
+    )
+    p.add_argument(
+        "--beam",
+        type=_positive_int,
+        default=None,
+        metavar="NUM_BEAMS",
+        help="also time beam search with NUM_BEAMS beams (keras-hub "
+        "BeamSampler) against greedy, at batch size 1",
+    )
+    p.add_argument(
+        "--max-batch",
+        action="store_true",
+        help="instead of timing, find each variant's largest batch whose "
+        "generate fits --memory-budget-gib (one subprocess per "
+        "measurement; see keras_fido/benchmark/memory.py)",
+    )
+    p.add_argument(
+        "--memory-budget-gib",
+        type=_positive_float,
+        default=16.0,
+        help="memory budget of --max-batch in GiB (default 16)",
+    )
+    p.add_argument(
+        "--max-batch-cap",
+        type=_positive_int,
+        default=1024,
+        help="largest batch --max-batch tries (default 1024)",
+    )
+    p.add_argument(
+        "--memory-timeout-s",
+        type=_positive_float,
+        default=600.0,
+        help="seconds one --max-batch measurement may run before it "
+        "counts as a miss (default 600)",
+    )
+    p.add_argument("--json", default=None, help="write the results here")
     p.add_argument(
         "--out-dir",
         default="benchmarks_out",
-        help="folder for the markdown table and PNG plots",
+        help="folder for table.md and the PNG plots (default benchmarks_out)",
     )
+    p.add_argument(
+        "--docs",
+        default=None,
+        metavar="PATH",
+        help="write the performance document (markdown with the tables, "
+        "the plots and the machine) to PATH, e.g. docs/performance.md",
+    )
+    p.add_argument(
+        "--docs-from",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="with --docs: build the document from these --json files of "
+        "earlier runs, in order, instead of running a benchmark",
+    )
+    p.add_argument(
+        "--title",
+        default=None,
+        help="a title for this run's section of the document",
+    )
+    return p
+
+
+def parse_args(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        p.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    if unknown or not variants:
+        p.error(
+            f"--variants: expected a comma list from {list(VARIANTS)}. "
+            f"Received: {args.variants!r}"
+        )
     args.variants = variants
+    try:
+        args.sweep = _parse_sweeps(args.sweep)
+    except ValueError as error:
+        p.error(str(error))
+    if args.docs_from and not args.docs:
+        p.error("--docs-from needs --docs PATH. Received: no --docs")
+    if args.max_batch:
+        timed = [
+            flag
+            for flag, on in (
+                ("--sweep", args.sweep),
+                ("--roofline", args.roofline),
+                ("--peer", args.peer),
+                ("--beam", args.beam),
+            )
+            if on
+        ]
+        if timed:
+            p.error(
+                "--max-batch measures memory instead of timing: expected no "
+                f"timing options with it. Received: {' '.join(timed)}"
+            )
+    if args.peer and "fid" not in variants:
+        p.error(
+            "--peer compares the fid variant: expected fid in --variants. "
+            f"Received: --variants {','.join(variants)}"
+        )
+    if args.peer and args.dtype != "float32":
+        p.error(
+            "--peer runs float32 only: expected --dtype float32. "
+            f"Received: --dtype {args.dtype}"
+        )
     return args
 
 
-def _parse_sweep(text):
-    name, _, values = text.partition("=")
-    if name not in ("passages", "output_length", "batch_size") or not values:
-        raise SystemExit(
-            "--sweep must look like passages=10,20,40 (or output_length=, "
-            f"batch_size=). Received: {text!r}"
-        )
-    return name, [int(v) for v in values.split(",")]
+def _parse_sweeps(texts):
+    """`["passages=1,2", "all"]` -> `{"passages": [1, 2], ...}`."""
+    sweeps = {}
+    for text in texts:
+        name, _, values = text.partition("=")
+        if name == "all" and not values:
+            sweeps.update({k: list(v) for k, v in SWEEP_DEFAULTS.items()})
+            continue
+        if name not in SWEEP_DEFAULTS:
+            raise ValueError(
+                "--sweep: expected NAME or NAME=V1,V2,... with NAME one of "
+                f"{list(SWEEP_DEFAULTS)} or 'all'. Received: {text!r}"
+            )
+        if not values:
+            sweeps[name] = list(SWEEP_DEFAULTS[name])
+            continue
+        try:
+            parsed = sorted({int(v) for v in values.split(",")})
+        except ValueError:
+            parsed = []
+        if not parsed or parsed[0] < 1:
+            raise ValueError(
+                f"--sweep {name}: expected positive integers such as "
+                f"{name}=1,2,4. Received: {text!r}"
+            )
+        sweeps[name] = parsed
+    return sweeps
 
 
-def run(args):
+SUMMARY_KEYS = (
+    "variant",
+    "encoder_ms_per_sample",
+    "decoder_ms_per_sample",
+    "total_ms_per_sample",
+    "cross_attention_cache_bytes_per_sample",
+)
+
+
+def run(args, argv=None):
+    """Runs what `args` asks for; returns (and writes) the result dict."""
     from keras_fido.benchmark import report
+
+    if args.docs_from:
+        results = []
+        for path in args.docs_from:
+            with open(path) as f:
+                results.append(json.load(f))
+        report.performance_doc(results, args.docs)
+        print(f"wrote {args.docs} from {len(results)} runs")
+        return {"docs_from": args.docs_from}
+
+    from keras_fido.benchmark.runner import machine_info
     from keras_fido.benchmark.runner import run_variant
 
     setting = dict(
@@ -89,60 +346,149 @@ def run(args):
         repeats=args.repeats,
         decoder_only=args.decoder_only,
     )
-
-    def ladder(**overrides):
-        records = []
-        for variant in args.variants:
-            record = run_variant(variant, **{**setting, **overrides})
-            print(
-                json.dumps(
-                    {
-                        k: record[k]
-                        for k in (
-                            "variant",
-                            "encoder_ms_per_sample",
-                            "decoder_ms_per_sample",
-                            "total_ms_per_sample",
-                            "cross_attention_cache_bytes_per_sample",
-                        )
-                    }
-                ),
-                flush=True,
-            )
-            records.append(record)
-        return records
-
+    result = {
+        "command": "python -m keras_fido.benchmark "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "title": args.title,
+        "setting": setting,
+        "machine": machine_info(),
+        "plots": {},
+    }
     os.makedirs(args.out_dir, exist_ok=True)
-    records = ladder()
+
+    def plot_path(name):
+        path = os.path.join(args.out_dir, f"{name}.png")
+        result["plots"][name] = path
+        return path
+
+    if args.max_batch:
+        result["memory"] = _max_batches(args)
+    else:
+        if args.roofline:
+            from keras_fido.benchmark import roofline
+
+            print("measuring peak FLOP/s and bandwidth", flush=True)
+            result["roofline"] = roofline.measure_machine(
+                args.roofline_matmul_size, args.roofline_copy_mib
+            )
+
+        def ladder(**overrides):
+            records = []
+            for variant in args.variants:
+                record = run_variant(variant, **{**setting, **overrides})
+                print(json.dumps({k: record[k] for k in SUMMARY_KEYS}))
+                records.append(record)
+            return records
+
+        records = ladder(quantize=args.quantize, beam=args.beam)
+        if args.roofline:
+            for record in records:
+                record["roofline"] = roofline.roofline_bounds(
+                    record, result["roofline"]
+                )
+        result["records"] = records
+        report.plot_stacked(records, plot_path("time_per_sample"))
+        if args.peer:
+            result["peer"] = _peer(args, setting, records)
+        result["sweeps"] = {}
+        for name, values in args.sweep.items():
+            sweep = {value: ladder(**{name: value}) for value in values}
+            report.plot_sweep(sweep, name, plot_path(f"sweep_{name}"))
+            result["sweeps"][name] = {
+                "parameter": name,
+                "values": values,
+                "records": {str(k): v for k, v in sweep.items()},
+            }
+
+    text = report.markdown_report(result, image_root=args.out_dir)
     print()
-    print(report.markdown_table(records))
-    for line in report.ratio_lines(records):
-        print(line)
-    report.plot_stacked(
-        records, os.path.join(args.out_dir, "time_per_sample.png")
-    )
-    result = {"records": records}
-    if args.sweep:
-        name, values = _parse_sweep(args.sweep)
-        sweep = {value: ladder(**{name: value}) for value in values}
-        report.plot_sweep(
-            sweep, name, os.path.join(args.out_dir, f"sweep_{name}.png")
-        )
-        result["sweep"] = {
-            "parameter": name,
-            "records": {str(k): v for k, v in sweep.items()},
-        }
+    print(text)
     with open(os.path.join(args.out_dir, "table.md"), "w") as f:
-        f.write(report.markdown_table(records) + "\n\n")
-        f.write("\n".join(report.ratio_lines(records)) + "\n")
+        f.write(text + "\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+    if args.docs:
+        report.performance_doc([result], args.docs)
     return result
 
 
+def _peer(args, setting, records):
+    from keras_fido.benchmark.peer import peer_ratios
+    from keras_fido.benchmark.peer import run_transformers_fid
+
+    fid = next(r for r in records if r["variant"] == "fid")
+    print("timing the transformers peer", flush=True)
+    peer = run_transformers_fid(
+        fid["config"],
+        setting["batch_size"],
+        setting["passages"],
+        setting["passage_length"],
+        setting["output_length"],
+        repeats=setting["repeats"],
+        decoder_only=setting["decoder_only"],
+        threads=args.peer_threads,
+    )
+    peer["keras_fido"] = {
+        key: fid[key]
+        for key in (
+            "encoder_ms_per_sample",
+            "decoder_ms_per_sample",
+            "total_ms_per_sample",
+        )
+    }
+    peer["ratios"] = peer_ratios(fid, peer)
+    print(
+        "keras_fido / transformers: "
+        + ", ".join(
+            f"{k} {v:.2f}x" for k, v in peer["ratios"].items() if v is not None
+        ),
+        flush=True,
+    )
+    return peer
+
+
+def _max_batches(args):
+    from keras_fido.benchmark.memory import max_batch
+
+    results = []
+    for variant in args.variants:
+        print(f"max batch of {variant}", flush=True)
+        result = max_batch(
+            variant,
+            args.size,
+            args.passages,
+            args.passage_length,
+            args.output_length,
+            dtype=args.dtype,
+            decoder_only=args.decoder_only,
+            quantize=args.quantize,
+            budget_gib=args.memory_budget_gib,
+            cap=args.max_batch_cap,
+            timeout_s=args.memory_timeout_s,
+        )
+        print(
+            json.dumps(
+                {
+                    k: result[k]
+                    for k in ("variant", "max_batch", "cap_hit", "limited_by")
+                }
+            ),
+            flush=True,
+        )
+        results.append(result)
+    methods = sorted({r["method"] for r in results})
+    return {
+        "budget_gib": args.memory_budget_gib,
+        "cap": args.max_batch_cap,
+        "timeout_s": args.memory_timeout_s,
+        "method": ", ".join(methods),
+        "variants": results,
+    }
+
+
 def main(argv=None):
-    run(parse_args(argv))
+    run(parse_args(argv), argv)
     return 0
 
 

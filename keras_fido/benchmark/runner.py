@@ -5,8 +5,11 @@ layer, and `FiDOSeq2SeqLM.generate` (the compiled decode loop) fed with the
 encoder's output.
 """
 
+import gc
+import importlib.metadata
 import os
 import platform
+import warnings
 
 import keras
 import numpy as np
@@ -17,22 +20,75 @@ from keras_fido.benchmark.variants import variant_config
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
 
+_BACKEND_PACKAGES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
+
+
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (or `platform`)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_total_bytes():
+    """Physical memory from /proc/meminfo, or None where there is none."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return 1024 * int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
 
 def machine_info():
-    """Where the figures come from."""
+    """Where the figures come from: CPU, memory, backend and versions."""
+    backend = keras.config.backend()
     info = {
-        "backend": keras.config.backend(),
+        "backend": backend,
         "keras": keras.__version__,
+        "keras_hub": _version("keras-hub"),
+        "backend_version": _version(_BACKEND_PACKAGES.get(backend, backend)),
+        "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "memory_bytes": memory_total_bytes(),
     }
-    try:
+    if backend == "jax":
         import jax
 
         info["devices"] = [str(d) for d in jax.devices()]
-    except Exception:  # jax is optional for the torch/tf backends
-        pass
+    elif backend == "torch":
+        import torch
+
+        info["devices"] = (
+            [
+                torch.cuda.get_device_name(i)
+                for i in range(torch.cuda.device_count())
+            ]
+            if torch.cuda.is_available()
+            else ["cpu"]
+        )
+        info["torch_threads"] = torch.get_num_threads()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        info["devices"] = [d.name for d in tf.config.list_logical_devices()]
     return info
 
 
@@ -91,8 +147,29 @@ def run_variant(
     dtype="float32",
     repeats=3,
     decoder_only=False,
+    quantize=None,
+    beam=None,
 ):
-    """Measures one variant; returns a JSON-ready record."""
+    """Measures one variant; returns a JSON-ready record.
+
+    Args:
+        variant: str. A rung of the ladder, see `variants.VARIANTS`.
+        size: str. `"tiny"` or a T5.1.1 size name.
+        batch_size: int. Samples per `generate` call.
+        passages: int. Passages per sample.
+        passage_length: int. Tokens per passage.
+        output_length: int. Decoding steps, all run (no early stop).
+        dtype: str. The backbone's dtype policy.
+        repeats: int. Timed runs after the warm-up; the median is kept.
+        decoder_only: bool. Feed random encoder states instead of running
+            (and timing) the encoder.
+        quantize: `None` or `"int8"`. Also quantize the model in place
+            with `keras.Model.quantize` after the float timing, time it
+            again and compare its tokens with the float model's
+            (`record["quantized"]`).
+        beam: `None` or int. Also time greedy and beam search with this
+            many beams at batch size 1 (`record["beam_search"]`).
+    """
     config = variant_config(size, variant)
     keras.utils.set_random_seed(0)
     reader = build_reader(config, dtype)
@@ -100,7 +177,7 @@ def run_variant(
     ids, mask, decoder_ids, decoder_mask = random_inputs(
         config, batch_size, passages, passage_length, output_length
     )
-    encoder = encoder_model(backbone)
+    inputs = {"encoder_token_ids": ids, "encoder_padding_mask": mask}
 
     if decoder_only:
         # Random states of the right shape: the decoder's cost does not
@@ -111,14 +188,13 @@ def run_variant(
                 batch_size,
                 passages * passage_length,
                 config["encoder_hidden_dim"],
-            )
-        ).astype("float32")
+            ),
+            dtype="float32",
+        )
         encoder_timing = None
     else:
-        inputs = {"encoder_token_ids": ids, "encoder_padding_mask": mask}
-        encoder_output = np.asarray(encoder.predict_on_batch(inputs))
-        encoder_timing = time_calls(
-            lambda: encoder.predict_on_batch(inputs), repeats=repeats
+        encoder_output, encoder_timing = _time_encoder(
+            encoder_model(backbone), inputs, repeats
         )
 
     decode_inputs = {
@@ -127,17 +203,7 @@ def run_variant(
         "decoder_token_ids": decoder_ids,
         "decoder_padding_mask": decoder_mask,
     }
-    generated = {}
-
-    def decode():
-        generated["out"] = reader.generate(decode_inputs, stop_token_ids=None)
-
-    decoder_timing = time_calls(decode, repeats=repeats)
-    steps = int(np.sum(generated["out"]["decoder_padding_mask"][0])) - 1
-    if steps != output_length:
-        raise RuntimeError(
-            f"Decoding ran {steps} steps instead of {output_length}."
-        )
+    tokens, decoder_timing = _time_decoder(reader, decode_inputs, repeats)
 
     def per_sample_ms(timing):
         return None if timing is None else 1e3 * timing["median_s"] / batch_size
@@ -150,14 +216,12 @@ def run_variant(
         "size": size,
         "encoder_ms_per_sample": encoder_ms,
         "decoder_ms_per_sample": decoder_ms,
-        "total_ms_per_sample": (
-            None if encoder_ms is None else encoder_ms + decoder_ms
-        ),
+        "total_ms_per_sample": _total(encoder_ms, decoder_ms),
         "decoder_ms_per_step": decoder_ms and decoder_ms / output_length,
         "cross_attention_cache_bytes_per_sample": cache_bytes,
         "analytic_cross_attention_cache_bytes_per_sample": (
             analysis.cross_attention_cache_bytes_per_sample(
-                config, passages, passage_length, dtype=_storage(dtype)
+                config, passages, passage_length, dtype=storage_dtype(dtype)
             )
         ),
         "compile_s": {
@@ -182,11 +246,211 @@ def run_variant(
         "config": config,
         "machine": machine_info(),
     }
+    if beam:
+        record["beam_search"] = _time_beam_search(
+            reader, decode_inputs, beam, repeats
+        )
+    if quantize:
+        record["quantized"] = _time_quantized(
+            reader,
+            quantize,
+            inputs,
+            decode_inputs,
+            tokens,
+            repeats,
+            decoder_only,
+        )
     keras.backend.clear_session()
     return record
 
 
-def _storage(dtype):
+def _total(encoder_ms, decoder_ms):
+    return None if encoder_ms is None else encoder_ms + decoder_ms
+
+
+def _time_encoder(encoder, inputs, repeats):
+    """(encoder output as numpy, timing) of a functional encoder model."""
+    encoder_output = np.asarray(encoder.predict_on_batch(inputs))
+    timing = time_calls(
+        lambda: encoder.predict_on_batch(inputs), repeats=repeats
+    )
+    return encoder_output, timing
+
+
+def _time_decoder(reader, decode_inputs, repeats):
+    """(generated token ids, timing) of `generate` with every step run."""
+    generated = {}
+
+    def decode():
+        generated["out"] = reader.generate(decode_inputs, stop_token_ids=None)
+
+    timing = time_calls(decode, repeats=repeats)
+    out = generated["out"]
+    tokens = np.asarray(out["decoder_token_ids"])
+    expected = np.shape(decode_inputs["decoder_token_ids"])[1] - 1
+    steps = int(np.sum(out["decoder_padding_mask"][0])) - 1
+    if steps != expected:
+        raise RuntimeError(f"Decoding ran {steps} steps instead of {expected}.")
+    return tokens, timing
+
+
+def _first_sample(decode_inputs):
+    return {key: value[:1] for key, value in decode_inputs.items()}
+
+
+def _time_beam_search(reader, decode_inputs, num_beams, repeats):
+    """Greedy and beam search decoder time at batch size 1.
+
+    The first sample of the batch is decoded alone, greedily and then with
+    keras-hub's `BeamSampler(num_beams)`; the reader is left greedy.
+    """
+    import keras_hub
+
+    one = _first_sample(decode_inputs)
+    _, greedy = _time_decoder(reader, one, repeats)
+    reader.compile(sampler=keras_hub.samplers.BeamSampler(num_beams=num_beams))
+    try:
+        _, beam = _time_decoder(reader, one, repeats)
+    finally:
+        reader.compile(sampler="greedy")
+    greedy_ms = 1e3 * greedy["median_s"]
+    beam_ms = 1e3 * beam["median_s"]
+    return {
+        "num_beams": num_beams,
+        "batch_size": 1,
+        "greedy_decoder_ms_per_sample": greedy_ms,
+        "beam_decoder_ms_per_sample": beam_ms,
+        "beam_over_greedy": beam_ms / greedy_ms,
+        "compile_s": {
+            "greedy": greedy["compile_s"],
+            "beam": beam["compile_s"],
+        },
+    }
+
+
+def quantize_reader(reader, mode):
+    """Quantizes `reader` in place with `keras.Model.quantize(mode)`.
+
+    Every `Dense` and `EinsumDense` (all attention and feed-forward
+    projections) and a separate encoder `Embedding` are quantized; keras-hub
+    0.32's `ReversibleEmbedding` (the shared token embedding and output
+    projection) has no `quantize` and stays in float, as do norms and
+    position biases. Keras' warnings about those layers are silenced;
+    `int8_weight_fraction` in the record says how much was quantized. The
+    compiled `generate` function is dropped so that the next call traces
+    the quantized layers.
+    """
+    if mode != "int8":
+        raise ValueError(
+            f"`quantize` must be None or 'int8'. Received: quantize={mode!r}"
+        )
+    # Keras runs a full garbage collection for every replaced kernel; with
+    # three backends' objects on the heap that takes most of a second each.
+    # Frozen objects are skipped by those collections.
+    gc.freeze()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*does not have a `quantize` method.*"
+            )
+            reader.quantize(mode)
+    finally:
+        gc.unfreeze()
+    reader.generate_function = None
+    return reader
+
+
+def next_token_model(backbone):
+    """A functional model: decoder tokens, encoder states and mask in,
+    the argmax next token at every position out (one pass, no cache)."""
+    ids = keras.Input((None,), dtype="int32", name="decoder_token_ids")
+    states = keras.Input(
+        (None, backbone.encoder_hidden_dim), name="encoder_sequence_output"
+    )
+    mask = keras.Input((None, None), dtype="int32", name="encoder_padding_mask")
+    hidden = backbone.decoder(
+        backbone.token_embedding(ids), states, encoder_padding_mask=mask
+    )
+    tokens = keras.ops.argmax(backbone.token_logits(hidden), axis=-1)
+    return keras.Model([ids, states, mask], tokens)
+
+
+def token_agreement(reference, other):
+    """Fraction of generated positions (after the start token) that agree."""
+    reference = np.asarray(reference)[:, 1:]
+    other = np.asarray(other)[:, 1:]
+    return float(np.mean(reference == other))
+
+
+def _time_quantized(
+    reader, mode, inputs, decode_inputs, float_tokens, repeats, decoder_only
+):
+    """Quantizes `reader`, times it and compares its tokens.
+
+    Two agreements are reported: `generated_token_agreement` compares the
+    two models' free-running greedy outputs position by position (once
+    they differ, later tokens follow different prefixes), and
+    `next_token_agreement` feeds the float model's tokens to the quantized
+    decoder and compares each next-token choice (no compounding).
+    """
+    batch_size = np.shape(decode_inputs["decoder_token_ids"])[0]
+    quantize_reader(reader, mode)
+    decode_inputs = dict(decode_inputs)
+    encoder_timing = None
+    if not decoder_only:
+        # A fresh functional model over the (now quantized) encoder layers.
+        encoder_output, encoder_timing = _time_encoder(
+            encoder_model(reader.backbone), inputs, repeats
+        )
+        decode_inputs["encoder_sequence_output"] = encoder_output
+    tokens, decoder_timing = _time_decoder(reader, decode_inputs, repeats)
+    forced = next_token_model(reader.backbone).predict_on_batch(
+        [
+            np.asarray(float_tokens)[:, :-1].astype("int32"),
+            np.asarray(decode_inputs["encoder_sequence_output"]),
+            np.asarray(decode_inputs["encoder_padding_mask"]).astype("int32"),
+        ]
+    )
+    encoder_ms = encoder_timing and 1e3 * encoder_timing["median_s"] / (
+        batch_size
+    )
+    decoder_ms = 1e3 * decoder_timing["median_s"] / batch_size
+    return {
+        "mode": mode,
+        "encoder_ms_per_sample": encoder_ms,
+        "decoder_ms_per_sample": decoder_ms,
+        "total_ms_per_sample": _total(encoder_ms, decoder_ms),
+        "weight_bytes": weight_bytes(reader.backbone),
+        "int8_weight_fraction": int8_weight_fraction(reader.backbone),
+        "generated_token_agreement": token_agreement(float_tokens, tokens),
+        "next_token_agreement": float(
+            np.mean(forced == np.asarray(float_tokens)[:, 1:])
+        ),
+        "compile_s": {
+            "encoder": encoder_timing and encoder_timing["compile_s"],
+            "decoder": decoder_timing["compile_s"],
+        },
+    }
+
+
+def _nbytes(variable):
+    return int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
+
+
+def int8_weight_fraction(model):
+    """Share of `model`'s weight elements stored as int8."""
+    sizes = [(int(np.prod(w.shape)), str(w.dtype)) for w in model.weights]
+    total = sum(size for size, _ in sizes)
+    return sum(size for size, dtype in sizes if dtype == "int8") / total
+
+
+def weight_bytes(model):
+    """Bytes of all of `model`'s weights, as stored (int8 after quantize)."""
+    return int(sum(_nbytes(w) for w in model.weights))
+
+
+def storage_dtype(dtype):
+    """The dtype caches and weights are stored in under a dtype policy."""
     return (
         "bfloat16"
         if "bfloat16" in dtype
