@@ -22,7 +22,9 @@ import tensorflow as tf
 from keras_fido.data import build_country_qa
 from keras_fido.data import corpus_lines
 from keras_fido.data import train_sentencepiece
+from keras_fido.data.counterfactual_examples import counterfactual_examples
 from keras_fido.metrics import evaluate_predictions
+from keras_fido.metrics import exact_match
 from keras_fido.models import FiDOBackbone
 from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
@@ -69,13 +71,32 @@ def parse_args(argv=None):
         prog="python -m keras_fido.quickstart",
         description=__doc__.split("\n")[0],
     )
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--passages", type=int, default=4)
-    p.add_argument("--passage-length", type=int, default=80)
+    p.add_argument("--passage-length", type=int, default=64)
     p.add_argument("--answer-length", type=int, default=16)
-    p.add_argument("--vocabulary-size", type=int, default=2000)
+    p.add_argument(
+        "--vocabulary-size",
+        type=int,
+        default=800,
+        help="small, so that the pieces of unseen answers are seen in "
+        "training targets",
+    )
+    p.add_argument(
+        "--counterfactual-copies",
+        type=int,
+        default=1,
+        help="answer-swapped copies of each training question "
+        "(keras_fido.data.counterfactual_examples)",
+    )
+    p.add_argument(
+        "--counterfactual-answers",
+        choices=("donor", "scrambled"),
+        default="donor",
+        help="where the swapped answers come from",
+    )
     p.add_argument("--models", default="fido,fid")
     p.add_argument(
         "--limit",
@@ -148,6 +169,16 @@ def evaluate(reader, examples, batch_size):
     return predictions, time.perf_counter() - start
 
 
+def em_by_fact(examples, predictions):
+    """Exact match (%) per kind of question."""
+    groups = {}
+    for example, prediction in zip(examples, predictions):
+        groups.setdefault(example["fact"], []).append(
+            exact_match(prediction, example["answers"])
+        )
+    return {k: 100.0 * float(np.mean(v)) for k, v in groups.items()}
+
+
 def show_examples(reader, examples, predictions, count=3):
     scores = reader.score_passages(examples[:count])
     for example, prediction, row in zip(examples, predictions, scores):
@@ -179,7 +210,7 @@ def main(argv=None):
     proto = train_sentencepiece(
         corpus_lines(include_questions=True),
         vocab_size=args.vocabulary_size,
-        model_type="bpe",  # whole words on this small, repetitive corpus
+        model_type="bpe",
     )
     tokenizer = FiDOTokenizer(proto=proto)
     preprocessor = FiDOSeq2SeqLMPreprocessor(
@@ -188,7 +219,17 @@ def main(argv=None):
         passage_length=args.passage_length,
         decoder_sequence_length=args.answer_length,
     )
-    train = to_arrays(preprocessor, splits["train"])
+    swapped = counterfactual_examples(
+        splits["train"],
+        copies=args.counterfactual_copies,
+        seed=args.seed,
+        answers=args.counterfactual_answers,
+    )
+    print(
+        f"training on {len(splits['train'])} questions and {len(swapped)} "
+        "answer-swapped copies"
+    )
+    train = to_arrays(preprocessor, splits["train"] + swapped)
     test = splits["test"]
 
     results = {}
@@ -199,6 +240,7 @@ def main(argv=None):
         )
         predictions, generate_s = evaluate(reader, test, args.batch_size)
         scores = evaluate_predictions(predictions, [e["answers"] for e in test])
+        by_fact = em_by_fact(test, predictions)
         results[name] = {
             "test_em": scores["exact_match"],
             "test_f1": scores["f1"],
@@ -206,6 +248,7 @@ def main(argv=None):
             "final_train_loss": float(loss),
             "train_seconds": train_s,
             "generate_ms_per_sample": 1e3 * generate_s / len(test),
+            "test_em_by_fact": by_fact,
             "parameters": int(reader.backbone.count_params()),
             "cross_attention_layers": (
                 reader.backbone.cross_attention_layer_indices
@@ -215,6 +258,10 @@ def main(argv=None):
             f"{name}: test EM {scores['exact_match']:.1f}  "
             f"F1 {scores['f1']:.1f}  "
             f"({1e3 * generate_s / len(test):.1f} ms/sample to generate)"
+        )
+        print(
+            "  EM by fact: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in by_fact.items())
         )
         show_examples(reader, test, predictions)
         if args.save_dir:
