@@ -1,7 +1,9 @@
 """One pre-norm T5 block: self-attention, optional cross-attention, MLP."""
 
 import keras
+from keras import ops
 
+from keras_fido.layers.float16_range import clip_to_float16
 from keras_fido.layers.gated_gelu_feed_forward import GatedGeluFeedForward
 from keras_fido.layers.multi_query_attention import MultiQueryAttention
 from keras_fido.layers.multi_query_cross_attention import (
@@ -19,6 +21,12 @@ class FiDOTransformerLayer(keras.layers.Layer):
     cross-attention to the encoder output, then the gated-GELU MLP. A block
     built without cross-attention holds no cross-attention weights; that is
     how layer-sparse cross-attention saves memory and bandwidth.
+
+    Under a float16 compute dtype each residual sum is formed in float32
+    and clipped to float16's range before the cast back (T5.1.1's
+    activations outgrow float16; see `keras_fido.layers.float16_range`),
+    so an overflow saturates instead of becoming `inf` and then `nan` in
+    the next norm. Other dtypes add in the compute dtype, unchanged.
 
     Args:
         hidden_dim: int. Width of the residual stream.
@@ -154,7 +162,9 @@ class FiDOTransformerLayer(keras.layers.Layer):
         )
         if self_attention_cache is not None:
             attended, self_attention_cache = attended
-        x = x + self.dropout_layer(attended, training=training)
+        x = self.add_residual(
+            x, self.dropout_layer(attended, training=training)
+        )
 
         scores = None
         if self.cross_attention:
@@ -166,10 +176,12 @@ class FiDOTransformerLayer(keras.layers.Layer):
                 return_attention_scores=True,
                 training=training,
             )
-            x = x + self.dropout_layer(attended, training=training)
+            x = self.add_residual(
+                x, self.dropout_layer(attended, training=training)
+            )
 
         mlp = self.feed_forward(self.feed_forward_norm(x), training=training)
-        x = x + self.dropout_layer(mlp, training=training)
+        x = self.add_residual(x, self.dropout_layer(mlp, training=training))
 
         outputs = (x,)
         if self_attention_cache is not None:
@@ -177,6 +189,14 @@ class FiDOTransformerLayer(keras.layers.Layer):
         if return_attention_scores:
             outputs += (scores,)
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def add_residual(self, x, update):
+        """`x + update`; under float16, summed in float32 and clipped."""
+        if self.compute_dtype != "float16":
+            return x + update
+        return clip_to_float16(
+            ops.cast(x, "float32") + ops.cast(update, "float32")
+        )
 
     def compute_output_shape(self, hidden_states_shape, *args, **kwargs):
         return hidden_states_shape

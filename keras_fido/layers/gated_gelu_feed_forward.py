@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_fido.layers.float16_range import clip_to_float16
+
 
 @keras.saving.register_keras_serializable(package="keras_fido")
 class GatedGeluFeedForward(keras.layers.Layer):
@@ -10,6 +12,13 @@ class GatedGeluFeedForward(keras.layers.Layer):
     T5.1.1 replaced T5's ReLU MLP with a GELU-gated linear unit (Shazeer,
     "GLU Variants Improve Transformer", https://arxiv.org/abs/2002.05202).
     The GELU is the tanh approximation, as in the reference checkpoints.
+
+    Under a float16 compute dtype (`"mixed_float16"`, `"float16"`) the
+    output projection runs in float32 and its output is clipped to
+    float16's range (`keras_fido.layers.float16_range`) before the cast
+    back: T5.1.1's feed-forward output is where float16 overflows. The
+    kernel is then float32 whatever the variable dtype. Every other dtype
+    policy computes the layer in one dtype, unchanged.
 
     Args:
         hidden_dim: int. Width of the input and output.
@@ -47,7 +56,14 @@ class GatedGeluFeedForward(keras.layers.Layer):
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-        def dense(units, name, fan_in):
+        # Per-layer (DTypePolicyMap) and quantized policies are kept as
+        # given: their weights are stored in those dtypes.
+        self._float32_output = (
+            self.compute_dtype == "float16"
+            and type(self.dtype_policy) is keras.DTypePolicy
+        )
+
+        def dense(units, name, fan_in, dtype):
             initializer = self.kernel_initializer
             if initializer is None:
                 initializer = keras.initializers.RandomNormal(
@@ -57,13 +73,23 @@ class GatedGeluFeedForward(keras.layers.Layer):
                 units,
                 use_bias=False,
                 kernel_initializer=initializer,
-                dtype=self.dtype_policy,
+                dtype=dtype,
                 name=name,
             )
 
-        self.gate_dense = dense(intermediate_dim, "gate_dense", hidden_dim)
-        self.input_dense = dense(intermediate_dim, "input_dense", hidden_dim)
-        self.output_dense = dense(hidden_dim, "output_dense", intermediate_dim)
+        policy = self.dtype_policy
+        self.gate_dense = dense(
+            intermediate_dim, "gate_dense", hidden_dim, policy
+        )
+        self.input_dense = dense(
+            intermediate_dim, "input_dense", hidden_dim, policy
+        )
+        self.output_dense = dense(
+            hidden_dim,
+            "output_dense",
+            intermediate_dim,
+            "float32" if self._float32_output else policy,
+        )
         self.dropout_layer = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="dropout"
         )
@@ -80,6 +106,9 @@ class GatedGeluFeedForward(keras.layers.Layer):
         gate = keras.activations.gelu(self.gate_dense(inputs), approximate=True)
         hidden = gate * self.input_dense(inputs)
         hidden = self.dropout_layer(hidden, training=training)
+        if self.compute_dtype == "float16":
+            # The float32 projection (or its float16 overflow) clipped back.
+            return clip_to_float16(self.output_dense(hidden))
         return self.output_dense(hidden)
 
     def compute_output_shape(self, input_shape):
