@@ -28,9 +28,7 @@ Distributed training uses Keras' own engines (`--distribution`):
 """
 
 import argparse
-import hashlib
 import itertools
-import json
 import os
 import sys
 
@@ -47,6 +45,8 @@ from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import fine_tuning_optimizer
 from keras_fido.training.distribution import DISTRIBUTIONS
 from keras_fido.training.distribution import distribution_context
+from keras_fido.training.run_config import check_run_config
+from keras_fido.training.run_config import run_config
 
 
 def parse_args(argv=None):
@@ -169,66 +169,6 @@ def build_reader(args):
     )
 
 
-# Keys of a backbone config that name the object rather than the model.
-NOT_ARCHITECTURE = ("name", "trainable")
-
-
-def run_config(reader):
-    """The architecture, preprocessing and vocabulary a run trains."""
-    backbone = reader.backbone.get_config()
-    preprocessor = reader.preprocessor
-    config = {
-        f"backbone.{key}": value
-        for key, value in backbone.items()
-        if key not in NOT_ARCHITECTURE
-    }
-    for key in (
-        "num_passages",
-        "passage_length",
-        "decoder_sequence_length",
-        "question_prefix",
-        "title_prefix",
-        "context_prefix",
-    ):
-        config[f"preprocessor.{key}"] = getattr(preprocessor, key)
-    proto = preprocessor.tokenizer.proto
-    config["tokenizer.sha256"] = hashlib.sha256(proto).hexdigest()
-    return json.loads(json.dumps(config))  # tuples as lists, as stored
-
-
-def check_run_config(output, config):
-    """Writes `<output>/run_config.json`, or refuses a run unlike it.
-
-    `BackupAndRestore` would otherwise load the checkpoints of another
-    architecture into this model, and fail obscurely or (a different
-    vocabulary of the same size) silently train on mismatched weights.
-    """
-    path = os.path.join(output, "run_config.json")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            json.dump(config, f, indent=1, sort_keys=True)
-        return
-    with open(path) as f:
-        stored = json.load(f)
-    missing = object()
-    differing = sorted(
-        key
-        for key in set(stored) | set(config)
-        if stored.get(key, missing) != config.get(key, missing)
-    )
-    if differing:
-        details = "; ".join(
-            f"{key}: {stored.get(key)!r} there, {config.get(key)!r} now"
-            for key in differing
-        )
-        raise SystemExit(
-            f"--output {output!r} holds a run of a different "
-            f"architecture, preprocessing or vocabulary ({details}), "
-            "whose checkpoints cannot be resumed by this one. Pick a new "
-            "--output, or delete the directory to start over."
-        )
-
-
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -245,7 +185,10 @@ def main(argv=None):
     # Variables are created, and fit() runs, where the engine places them.
     with context:
         reader = build_reader(args)
-        check_run_config(args.output, run_config(reader))
+        try:
+            check_run_config(args.output, run_config(reader))
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
         train(reader, args)
     return 0
 

@@ -29,7 +29,6 @@ in `<output>/preset` (`FiDOSeq2SeqLM.from_preset`, or `--preset` of
 """
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -47,6 +46,8 @@ from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import pretraining_optimizer
+from keras_fido.training.run_config import check_run_config
+from keras_fido.training.run_config import run_config
 
 C4 = "c4/en"
 
@@ -286,56 +287,6 @@ def build_model(args, source):
     )
 
 
-def check_run_config(args, model):
-    """Writes `run_config.json`, or refuses a run that does not match it."""
-    tokenizer = model.preprocessor.tokenizer
-    architecture = model.backbone.get_config()
-    for key in ("name", "trainable"):
-        architecture.pop(key, None)
-    current = {
-        "architecture": json.loads(json.dumps(architecture)),
-        "vocabulary_sha256": hashlib.sha256(tokenizer.proto).hexdigest(),
-    }
-    path = os.path.join(args.output, "run_config.json")
-    if os.path.exists(path):
-        with open(path) as file:
-            stored = json.load(file)
-        if stored["architecture"] != current["architecture"]:
-            keys = sorted(
-                key
-                for key in set(stored["architecture"])
-                | set(current["architecture"])
-                if stored["architecture"].get(key)
-                != current["architecture"].get(key)
-            )
-            details = ", ".join(
-                f"{key}: {stored['architecture'].get(key)!r} there, "
-                f"{current['architecture'].get(key)!r} now"
-                for key in keys
-            )
-            raise SystemExit(
-                f"--output {args.output!r} holds a run of a different "
-                f"architecture ({details}). Use the same --preset to "
-                "continue it, or a new --output."
-            )
-        if stored["vocabulary_sha256"] != current["vocabulary_sha256"]:
-            raise SystemExit(
-                f"--output {args.output!r} holds a run with a different "
-                "vocabulary. Use the same --tokenizer to continue it, or a "
-                "new --output."
-            )
-    record = dict(
-        current,
-        preset=args.preset,
-        input_length=args.input_length,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        seed=args.seed,
-    )
-    with open(path, "w") as file:
-        json.dump(record, file, indent=1)
-
-
 def resume_point(backup_dir):
     """`(epoch, step)` of the last checkpoint, `(0, 0)` for a new run."""
     epoch = step = 0
@@ -393,7 +344,10 @@ def main(argv=None):
     source = document_source(args)
     model = build_model(args, source)
     tokenizer = model.preprocessor.tokenizer
-    check_run_config(args, model)
+    try:
+        check_run_config(args.output, run_config(model, preprocessing=False))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
     backup_dir = os.path.join(args.output, "backup")
     start_epoch, start_step = resume_point(backup_dir)

@@ -1,24 +1,12 @@
 """recipes/pretrain.py: span-corruption pretraining of fido_tiny, resumed."""
 
-import importlib.util
 import json
 import math
-import os
 
 import pytest
 
 from keras_fido.data import corpus_lines
-
-RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(RECIPES, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from keras_fido.testing.recipes import load_recipe
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +70,7 @@ def test_pretraining_resumes_after_an_interruption_and_writes_a_preset(
     assert len(tokenizer.sentinel_token_ids) == 20
     assert model.backbone.vocabulary_size == tokenizer.vocabulary_size()
     config = json.loads((output / "run_config.json").read_text())
-    assert config["architecture"]["cross_attention_interval"] == 3
+    assert config["backbone.cross_attention_interval"] == 3
 
 
 def test_without_c4_or_text_says_how_to_prepare_c4(tmp_path):

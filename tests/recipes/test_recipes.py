@@ -1,23 +1,11 @@
 """The recipes and the quickstart run end to end on the embedded task."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
 from keras_fido.data import write_country_qa
-
-RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(RECIPES, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from keras_fido.testing.recipes import load_recipe
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ unknown preset names and incomplete preset directories
 (`tests/reliability/test_training_faults.py`).
 """
 
-import importlib.util
-import os
 import re
 
 import numpy as np
@@ -29,10 +27,10 @@ from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.testing.fido_models import tiny_backbone
+from keras_fido.testing.recipes import load_recipe
 from keras_fido.testing.t5_reference import random_fid_inputs
 
 VOCAB = 128
-RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 
 
 @pytest.fixture(scope="module")
@@ -203,15 +201,6 @@ def test_preprocessor_never_crashes_and_masks_match_ids(
 
 
 # --- Recipes' command lines -------------------------------------------------
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(RECIPES, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
