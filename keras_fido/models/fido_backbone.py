@@ -1,9 +1,11 @@
 """The FiD / FiDO encoder-decoder backbone."""
 
+import json
 import os
 
 import keras
 from keras import ops
+from keras.src.saving.serialization_lib import SafeModeScope
 from keras_hub.layers import ReversibleEmbedding
 from keras_hub.models import Backbone
 from keras_hub.src.utils.python_utils import classproperty
@@ -391,6 +393,10 @@ class FiDOBackbone(Backbone):
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Builds a named architecture, or loads a saved preset directory.
 
+        A directory is loaded in Keras safe mode (no lambdas, no Python
+        code), even after `keras.config.enable_unsafe_deserialization()`;
+        see `check_preset_directory` for what is checked first.
+
         Args:
             preset: a name from `FiDOBackbone.presets` (builds that
                 architecture with random weights: no FiDO weights are
@@ -402,12 +408,33 @@ class FiDOBackbone(Backbone):
             config = {**backbone_presets[preset]["config"], **kwargs}
             return cls(**config)
         check_preset_directory(preset, load_weights)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+        with default_safe_mode():
+            return super().from_preset(
+                preset, load_weights=load_weights, **kwargs
+            )
+
+
+def default_safe_mode():
+    """A scope that undoes `keras.config.enable_unsafe_deserialization()`.
+
+    Inside it every `deserialize_keras_object` call is in safe mode (its
+    default), so no lambda is rebuilt. Not `SafeModeScope(True)`: that
+    would also stop keras-hub reading the tokenizer's vocabulary, a file
+    path, from the preset's assets after deserialization.
+    """
+    return SafeModeScope(None)
 
 
 def check_preset_directory(preset, load_weights):
     """Raises a clear error for a preset that is neither a name nor a
-    complete local directory (remote handles are passed through)."""
+    complete, safe local directory (remote handles are passed through).
+
+    Before anything in the directory is deserialized: its `config.json`
+    must name a registered `FiDOBackbone` class (not a function, a lambda
+    or another class, which keras-hub would otherwise build as the
+    backbone of a task), and with `load_weights` its `model.weights.h5`
+    must be a readable HDF5 file (`check_weights_file`; never unpickled).
+    """
     if not isinstance(preset, (str, os.PathLike)):
         raise ValueError(
             "`preset` must be a preset name or a directory path. "
@@ -429,6 +456,38 @@ def check_preset_directory(preset, load_weights):
                 "written by `save_to_preset` holds config.json and "
                 f"model.weights.h5. Found: {sorted(os.listdir(preset))}"
             )
+    config_path = os.path.join(preset, "config.json")
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{config_path!r} must be a JSON object. Received a file that "
+            f"does not parse as JSON: {error}"
+        ) from None
+    name = config.get("registered_name") if isinstance(config, dict) else None
+    backbone_cls = (
+        keras.saving.get_registered_object(name)
+        if isinstance(name, str)
+        else None
+    )
+    if not (
+        isinstance(backbone_cls, type)
+        and issubclass(backbone_cls, FiDOBackbone)
+    ):
+        described = (
+            {
+                k: config.get(k)
+                for k in ("module", "class_name", "registered_name")
+            }
+            if isinstance(config, dict)
+            else type(config).__name__
+        )
+        raise ValueError(
+            f"{config_path!r} must describe a registered `FiDOBackbone` "
+            "(`registered_name` 'keras_fido>FiDOBackbone'); nothing else is "
+            f"loaded from a preset. Received: {described}"
+        )
     if load_weights:
         check_weights_file(os.path.join(preset, "model.weights.h5"))
 

@@ -8,6 +8,7 @@ from keras_hub.src.utils.tensor_utils import any_equal
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_backbone import check_inputs
 from keras_fido.models.fido_backbone import check_preset_directory
+from keras_fido.models.fido_backbone import default_safe_mode
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
     FiDOSeq2SeqLMPreprocessor,
@@ -363,14 +364,18 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         Named presets (`FiDOBackbone.presets`) are architectures with random
         weights and no vocabulary: pass `preprocessor=` to attach one. A
         directory written by `save_to_preset` restores backbone, tokenizer,
-        preprocessor and weights.
+        preprocessor and weights, in Keras safe mode (no lambdas, no Python
+        code), even after `keras.config.enable_unsafe_deserialization()`.
         """
         if isinstance(preset, str) and preset in backbone_presets:
             preprocessor = kwargs.pop("preprocessor", None)
             backbone = FiDOBackbone.from_preset(preset, **kwargs)
             return cls(backbone=backbone, preprocessor=preprocessor)
         check_preset_directory(preset, load_weights)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+        with default_safe_mode():
+            return super().from_preset(
+                preset, load_weights=load_weights, **kwargs
+            )
 
 
 def _is_token_dict(inputs):
