@@ -78,6 +78,7 @@ def load(directory, form):
         return keras.saving.load_model(os.path.join(directory, "reader.keras"))
 
 
+@pytest.mark.large  # two subprocesses import and save (about 15 s)
 @pytest.mark.parametrize("form", ["preset", "keras_file"])
 def test_reader_saved_under_other_backends_loads_identically(
     saved_elsewhere, form
