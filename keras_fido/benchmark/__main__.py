@@ -19,8 +19,9 @@ modes (combine freely, except --max-batch, which replaces the timing):
   default        time encoder and decoder per sample along the ladder
   --sweep        also rerun the ladder at several passages / output lengths /
                  batch sizes and plot time per sample against each
-  --roofline     also measure peak FLOP/s and bandwidth, report measured /
-                 lower bound for the encoder and the decoder step
+  --roofline     also measure peak FLOP/s, read bandwidth and the small-batch
+                 matmul rate, report measured / lower bound for the encoder
+                 and the decoder step
   --peer         also time vanilla FiD through HuggingFace transformers
   --quantize     also time each variant after keras.Model.quantize
   --beam N       also time N-beam search against greedy at batch size 1
@@ -133,9 +134,9 @@ def build_parser():
     p.add_argument(
         "--roofline",
         action="store_true",
-        help="measure peak matmul FLOP/s and memory bandwidth once and "
-        "report measured / lower-bound time for the encoder and the "
-        "decoder step",
+        help="measure peak matmul FLOP/s, read and copy bandwidth and the "
+        "matmul rate at --batch-size rows once, and report measured / "
+        "lower-bound time for the encoder and the decoder step",
     )
     p.add_argument(
         "--roofline-matmul-size",
@@ -148,8 +149,8 @@ def build_parser():
         "--roofline-copy-mib",
         type=_positive_int,
         default=512,
-        help="MiB of the float32 array read and written for bandwidth "
-        "(default 512)",
+        help="MiB of the float32 array summed (read bandwidth) and copied "
+        "(copy bandwidth) (default 512)",
     )
     p.add_argument(
         "--peer",
@@ -369,7 +370,9 @@ def run(args, argv=None):
 
             print("measuring peak FLOP/s and bandwidth", flush=True)
             result["roofline"] = roofline.measure_machine(
-                args.roofline_matmul_size, args.roofline_copy_mib
+                args.roofline_matmul_size,
+                args.roofline_copy_mib,
+                batch_size=args.batch_size,
             )
 
         def ladder(**overrides):

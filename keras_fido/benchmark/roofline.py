@@ -1,19 +1,22 @@
 """How far measured times are from the machine's roofline.
 
-`measure_machine` times a large float32 matmul (peak FLOP/s) and a large
-elementwise pass over an array (memory bandwidth) through the active Keras
-backend. `roofline_bounds` turns the analytic cost model of
+`measure_machine` times, through the active Keras backend, a large float32
+matmul (peak FLOP/s), a sum over a large array (read bandwidth), an
+elementwise pass (copy bandwidth) and a chain of small-batch matmuls (the
+rate at which the backend's matmul streams kernels at a decoder's batch). `roofline_bounds` turns the analytic cost model of
 `keras_fido.analysis` into lower bounds on the encoder and decoder time of
 one benchmark record:
 
 - encoder: its FLOPs at peak FLOP/s (it is compute bound);
-- decoder step: the larger of its bytes moved at peak bandwidth and its
-  FLOPs at peak FLOP/s, per `analysis.decoding_step_costs` (with the output
+- decoder step: the larger of its bytes moved at the read bandwidth and
+  its FLOPs at peak FLOP/s, per `analysis.decoding_step_costs` (with the output
   projection to the vocabulary, which `generate` computes every step, and
   the self-attention cache at its full length `output_length + 1`, which is
   what the cached decoder attends over). The cross-attention key/value
   projections of the encoder output run once per `generate` call; their
-  compute bound is spread over the steps.
+  compute bound is spread over the steps. A second decoder bound puts the
+  same bytes through the measured small-batch matmul rate instead: the
+  best the backend's own kernels could do.
 
 FLOPs here are two per multiply-add: `analysis` counts multiplications, so
 a bound is `2 * multiplications / peak_flops_per_s`.
@@ -87,16 +90,86 @@ def measure_bandwidth(mib=512, repeats=5):
     }
 
 
-def measure_machine(matmul_size=2048, copy_mib=512, repeats=5):
-    """Peak matmul FLOP/s and memory bandwidth of the active backend."""
+def measure_read_bandwidth(mib=512, repeats=5):
+    """Bytes per second of summing a float32 array of `mib` MiB.
+
+    A reduction only reads, which is what a decoding step mostly does
+    (weights and caches in, a few activations out), so this is the
+    bandwidth the decoder's bound uses.
+
+    Returns a dict with `bytes_per_s`, `mib`, `repeats` and `runs_s`.
+    """
+    elements = mib * 2**20 // 4
+    x = keras.ops.ones((elements,), "float32")
+    median, runs = _median_seconds(lambda: _block(keras.ops.sum(x)), repeats)
+    return {
+        "bytes_per_s": elements * 4 / median,
+        "mib": mib,
+        "repeats": repeats,
+        "runs_s": runs,
+    }
+
+
+def measure_matvec_bandwidth(
+    batch_size=8, rows=768, columns=2048, matrices=24, repeats=5
+):
+    """Weight bytes per second that the backend's matmul streams at a
+    decoder's batch size.
+
+    `[batch_size, rows]` activations times `matrices` float32 kernels of
+    `[rows, columns]` in turn (by default 144 MiB, more than a CPU's last
+    cache level): the shape of a decoding step's projections, whose cost is
+    reading the kernels. The gap between this and `measure_read_bandwidth`
+    is how far the backend's small-batch matmul is from the memory system.
+
+    Returns a dict with `bytes_per_s`, the shape, `repeats` and `runs_s`.
+    """
+    rng = np.random.default_rng(0)
+    kernels = [
+        keras.ops.convert_to_tensor(
+            rng.standard_normal((rows, columns)).astype("float32")
+        )
+        for _ in range(matrices)
+    ]
+    x = keras.ops.convert_to_tensor(
+        rng.standard_normal((batch_size, rows)).astype("float32")
+    )
+
+    def run():
+        for kernel in kernels:
+            _block(keras.ops.matmul(x, kernel))
+
+    median, runs = _median_seconds(run, repeats)
+    return {
+        "bytes_per_s": matrices * rows * columns * 4 / median,
+        "batch_size": batch_size,
+        "rows": rows,
+        "columns": columns,
+        "matrices": matrices,
+        "repeats": repeats,
+        "runs_s": runs,
+    }
+
+
+def measure_machine(matmul_size=2048, copy_mib=512, repeats=5, batch_size=8):
+    """Peak matmul FLOP/s and memory bandwidths of the active backend.
+
+    `bandwidth_bytes_per_s` is the read bandwidth (the decoder's bound);
+    `copy` (read and write) and `matvec` (what the backend's matmul streams
+    at `batch_size` rows) are recorded beside it.
+    """
     flops = measure_peak_flops(matmul_size, repeats)
-    bandwidth = measure_bandwidth(copy_mib, repeats)
+    read = measure_read_bandwidth(copy_mib, repeats)
+    matvec = measure_matvec_bandwidth(batch_size, repeats=repeats)
     return {
         "backend": keras.config.backend(),
         "peak_flops_per_s": flops["flops_per_s"],
-        "bandwidth_bytes_per_s": bandwidth["bytes_per_s"],
+        "bandwidth_bytes_per_s": read["bytes_per_s"],
+        "matvec_bytes_per_s": matvec["bytes_per_s"],
         "matmul": flops,
-        "copy": bandwidth,
+        "read": read,
+        "copy": measure_bandwidth(copy_mib, repeats),
+        "matvec": matvec,
     }
 
 
@@ -134,14 +207,18 @@ def roofline_bounds(record, machine):
         record: dict. A record from `runner.run_variant` (uses `config`,
             `setting`, `encoder_ms_per_sample` and `decoder_ms_per_step`).
         machine: dict. `measure_machine()`'s result (uses
-            `peak_flops_per_s` and `bandwidth_bytes_per_s`).
+            `peak_flops_per_s`, `bandwidth_bytes_per_s` and, when present,
+            `matvec_bytes_per_s`).
 
     Returns:
         A dict with `encoder_bound_ms_per_sample`,
         `encoder_measured_over_bound` (None in decoder-only runs),
         `decoder_step_bound_ms_per_sample`, `decoder_step_bound_by`,
         `decoder_step_measured_ms_per_sample`,
-        `decoder_step_measured_over_bound`, and the model's
+        `decoder_step_measured_over_bound`, the same bound and ratio at
+        the matmul rate (`decoder_step_matvec_bound_ms_per_sample`,
+        `decoder_step_measured_over_matvec_bound`; None without one), and
+        the model's
         `decoder_step_flops_per_sample` and `decoder_step_bytes_per_sample`.
     """
     config, setting = record["config"], record["setting"]
@@ -173,6 +250,12 @@ def roofline_bounds(record, machine):
     )
     step_bound_ms = 1e3 * (step_s / batch + projection_s / steps)
     encoder_bound_ms = 1e3 * encoder_s
+    matvec_bound_ms = None
+    if machine.get("matvec_bytes_per_s"):
+        matvec_s, _ = bound_seconds(
+            2 * step["flops"], step["bytes"], peak, machine["matvec_bytes_per_s"]
+        )
+        matvec_bound_ms = 1e3 * (matvec_s / batch + projection_s / steps)
     return {
         "encoder_bound_ms_per_sample": encoder_bound_ms,
         "encoder_measured_over_bound": _ratio(
@@ -183,6 +266,10 @@ def roofline_bounds(record, machine):
         "decoder_step_measured_ms_per_sample": record["decoder_ms_per_step"],
         "decoder_step_measured_over_bound": _ratio(
             record["decoder_ms_per_step"], step_bound_ms
+        ),
+        "decoder_step_matvec_bound_ms_per_sample": matvec_bound_ms,
+        "decoder_step_measured_over_matvec_bound": _ratio(
+            record["decoder_ms_per_step"], matvec_bound_ms
         ),
         "decoder_step_flops_per_sample": 2 * step["flops"] / batch,
         "decoder_step_bytes_per_sample": step["bytes"] / batch,

@@ -68,6 +68,9 @@ def machine_info():
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_bytes": memory_total_bytes(),
+        # Backend compiler settings change kernel choices, so they are part
+        # of where a figure comes from.
+        "xla_flags": os.environ.get("XLA_FLAGS") or None,
     }
     if backend == "jax":
         import jax

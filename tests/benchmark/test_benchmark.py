@@ -90,8 +90,22 @@ def test_tiny_ladder_writes_json_table_plot_roofline_and_docs(tmp_path):
             r["decoder_ms_per_step"]
             / bounds["decoder_step_bound_ms_per_sample"]
         )
-    assert result["roofline"]["peak_flops_per_s"] > 0
-    assert result["roofline"]["bandwidth_bytes_per_s"] > 0
+    machine = result["roofline"]
+    assert machine["peak_flops_per_s"] > 0
+    # The decoder's bound uses the read bandwidth; copy and the matmul
+    # rate at the run's batch size are recorded beside it.
+    assert machine["bandwidth_bytes_per_s"] == machine["read"]["bytes_per_s"]
+    assert machine["copy"]["bytes_per_s"] > 0
+    assert machine["matvec"]["batch_size"] == 2
+    assert machine["matvec_bytes_per_s"] == machine["matvec"]["bytes_per_s"]
+    for r in records:
+        bounds = r["roofline"]
+        assert bounds["decoder_step_measured_over_matvec_bound"] == (
+            pytest.approx(
+                r["decoder_ms_per_step"]
+                / bounds["decoder_step_matvec_bound_ms_per_sample"]
+            )
+        )
     assert result["machine"]["cpu_count"] >= 1
     fid, fido = records
     # K=3 over 6 layers keeps 2 of 6 cross layers; 1 of 4 K/V heads.
@@ -216,6 +230,23 @@ def test_roofline_bounds_follow_the_cost_model():
         10.0 / step_ms
     )
     assert bounds["decoder_step_bound_by"] == "memory"
+    # Without a measured matmul rate there is no second bound.
+    assert bounds["decoder_step_matvec_bound_ms_per_sample"] is None
+    assert bounds["decoder_step_measured_over_matvec_bound"] is None
+    # At a matmul rate of 5e7 B/s the step's bytes take twice as long.
+    bounds = roofline.roofline_bounds(
+        record, {**machine, "matvec_bytes_per_s": 5e7}
+    )
+    matvec_ms = 1e3 * (
+        max(2 * step["flops"] / 1e9, step["bytes"] / 5e7) / 4
+        + projection_s / 4
+    )
+    assert bounds["decoder_step_matvec_bound_ms_per_sample"] == (
+        pytest.approx(matvec_ms)
+    )
+    assert bounds["decoder_step_measured_over_matvec_bound"] == (
+        pytest.approx(10.0 / matvec_ms)
+    )
     decoder_only = _fake_record("lsa_mq", encoder_ms=None)
     bounds = roofline.roofline_bounds(decoder_only, machine)
     assert bounds["encoder_measured_over_bound"] is None
@@ -279,7 +310,7 @@ def test_fake_run_with_every_timed_mode_writes_documented_fields(
     monkeypatch.setattr(
         roofline,
         "measure_machine",
-        lambda *args: {
+        lambda *args, **kwargs: {
             "backend": "fake",
             "peak_flops_per_s": 1e9,
             "bandwidth_bytes_per_s": 1e9,
