@@ -347,6 +347,9 @@ def markdown_report(result, image_root=None, heading="##"):
         "",
         _setting_line(result["setting"], timed=bool(result.get("records"))),
     ]
+    xla_flags = result.get("machine", {}).get("xla_flags")
+    if xla_flags:
+        parts += ["", f"Run with `XLA_FLAGS={xla_flags}`."]
     plots = result.get("plots", {})
     records = result.get("records")
     sub = heading + "#"
@@ -491,7 +494,10 @@ def performance_doc(results, path):
     ]
     machines = []
     for result in results:
-        machine = result["machine"]
+        # Compiler flags are shown with their run, not as another machine.
+        machine = {
+            k: v for k, v in result["machine"].items() if k != "xla_flags"
+        }
         if machine not in machines:
             machines.append(machine)
     parts += ["", "## Machine", ""]

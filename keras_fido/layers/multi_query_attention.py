@@ -161,7 +161,52 @@ class MultiQueryAttention(keras.layers.Layer):
         Returns a `[B, 2, num_key_value_heads, S, key_value_dim]` tensor.
         """
         return ops.stack(
-            [self.key_dense(source), self.value_dense(source)], axis=1
+            [
+                self._key_value_projection(self.key_dense, source),
+                self._key_value_projection(self.value_dense, source),
+            ],
+            axis=1,
+        )
+
+    def _key_value_projection(self, dense, source):
+        """`dense` (`"bsd,dkh->bksh"`) as one plain matmul, then the move of
+        the head axis.
+
+        With the einsum, XLA:CPU transposes the kernel at every decoding
+        step (the head-major output makes it reorder the contraction); the
+        flat matmul reads the kernel as stored. Quantized or LoRA kernels
+        go through the layer itself.
+        """
+        if not _plain_kernel(dense):
+            return dense(source)
+        batch, length = ops.shape(source)[0], ops.shape(source)[1]
+        kernel = ops.cast(dense.kernel, self.compute_dtype)
+        projected = ops.matmul(
+            source,
+            ops.reshape(
+                kernel,
+                (-1, self.num_key_value_heads * self.key_value_dim),
+            ),
+        )
+        projected = ops.reshape(
+            projected,
+            (batch, length, self.num_key_value_heads, self.key_value_dim),
+        )
+        return ops.transpose(projected, (0, 2, 1, 3))
+
+    def _output_projection(self, attended):
+        """`output_dense` (`"btnh,nhd->btd"`) on `[B, T, heads, dim]`, as
+        one matmul over the flattened heads, for the same reason as
+        `_key_value_projection`."""
+        dense = self.output_dense
+        if not _plain_kernel(dense):
+            return dense(attended)
+        batch, length = ops.shape(attended)[0], ops.shape(attended)[1]
+        kernel = ops.cast(dense.kernel, self.compute_dtype)
+        width = self.num_query_heads * self.key_value_dim
+        return ops.matmul(
+            ops.reshape(attended, (batch, length, width)),
+            ops.reshape(kernel, (width, self.hidden_dim)),
         )
 
     def attend(
@@ -211,12 +256,15 @@ class MultiQueryAttention(keras.layers.Layer):
         probabilities = ops.softmax(logits, axis=-1)
         weights = ops.cast(probabilities, self.compute_dtype)
         weights = self.dropout_layer(weights, training=training)
-        output = ops.einsum("bkgts,bksh->btkgh", weights, value)
+        # Values first: the weighted sum then contracts the sequence axis
+        # with the cache's own layout, where the other operand order makes
+        # XLA:CPU transpose the whole value cache at every decoding step.
+        output = ops.einsum("bksh,bkgts->btkgh", value, weights)
         output = ops.reshape(
             output,
             (batch, length, self.num_query_heads, self.key_value_dim),
         )
-        return self.output_dense(output), probabilities
+        return self._output_projection(output), probabilities
 
     def call(
         self,
@@ -264,6 +312,16 @@ class MultiQueryAttention(keras.layers.Layer):
             }
         )
         return config
+
+
+def _plain_kernel(dense):
+    """Whether `dense` computes `inputs . kernel` with nothing else: no
+    quantization, no LoRA, no bias."""
+    return (
+        dense.quantization_mode is None
+        and not dense.lora_enabled
+        and dense.bias is None
+    )
 
 
 def _serialize(initializer):

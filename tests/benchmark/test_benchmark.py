@@ -374,6 +374,17 @@ def test_fake_run_with_every_timed_mode_writes_documented_fields(
     assert "| decoder | 16.00 | 32.00 | 0.50 |" in text
     assert "](out/sweep_passages.png)" in text
     assert "against passages per sample" in text
+    assert "XLA_FLAGS" not in text
+
+    # A run under other XLA flags is the same machine, its flags shown
+    # with the run.
+    flagged = dict(result, machine=dict(result["machine"], xla_flags="--x=1"))
+    other = tmp_path / "flagged.json"
+    other.write_text(json.dumps(flagged))
+    main(["--docs", str(docs), "--docs-from", str(path), str(other)])
+    text = docs.read_text()
+    assert text.count("- CPU: ") == 1
+    assert text.count("Run with `XLA_FLAGS=--x=1`.") == 1
 
 
 def test_sweep_option_parses_names_values_and_all():
