@@ -197,3 +197,47 @@ def test_runs_under_mixed_precision(policy, kv_heads):
         policy,
         args=(hidden_states(), causal_mask(), position_bias()),
     )
+
+
+@pytest.mark.parametrize("kv_heads", [1, 2, 4])
+def test_flat_projections_equal_the_einsum_layers(kv_heads):
+    # K/V and output projections run as flat matmuls over the layers'
+    # own kernels (no per-step kernel transposes on XLA:CPU); they must
+    # compute exactly what the EinsumDense layers compute.
+    layer = make_layer(kv_heads)
+    x = ops.convert_to_tensor(hidden_states())
+    for dense in (layer.key_dense, layer.value_dense):
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(layer._key_value_projection(dense, x)),
+            ops.convert_to_numpy(dense(x)),
+            atol=1e-5,
+        )
+    heads = ops.convert_to_tensor(
+        np.random.default_rng(1)
+        .normal(size=(BATCH, LENGTH, HEADS, HEAD_DIM))
+        .astype("float32")
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer._output_projection(heads)),
+        ops.convert_to_numpy(layer.output_dense(heads)),
+        atol=1e-5,
+    )
+
+
+def test_quantized_projections_go_through_the_layers():
+    layer = make_layer(1)
+    x = hidden_states()
+    before = ops.convert_to_numpy(layer(x))
+    # As `keras.Model.quantize` does it: every EinsumDense in turn.
+    for dense in (
+        layer.query_dense,
+        layer.key_dense,
+        layer.value_dense,
+        layer.output_dense,
+    ):
+        dense.quantize("int8")
+    assert layer.key_dense.quantization_mode == "int8"
+    after = ops.convert_to_numpy(layer(x))
+    # The int8 kernels are used (a small change), not the float ones.
+    assert not np.array_equal(before, after)
+    np.testing.assert_allclose(after, before, atol=0.1 * np.abs(before).max())
