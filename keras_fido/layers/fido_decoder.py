@@ -235,8 +235,10 @@ class FiDODecoder(keras.layers.Layer):
 
         cross_mask = None
         if encoder_padding_mask is not None:
+            # The mask's own batch: with beams it has one row per sample.
+            cross_mask = ops.cast(encoder_padding_mask, "bool")
             cross_mask = ops.reshape(
-                ops.cast(encoder_padding_mask, "bool"), (batch, 1, -1)
+                cross_mask, (ops.shape(cross_mask)[0], 1, -1)
             )
         if cross_attention_cache is None:
             if encoder_output is None:

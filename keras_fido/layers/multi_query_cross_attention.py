@@ -1,6 +1,7 @@
 """Cross-attention from the decoder to all passages, with shared K/V heads."""
 
 import keras
+from keras import ops
 
 from keras_fido.layers.multi_query_attention import MultiQueryAttention
 
@@ -28,9 +29,12 @@ class MultiQueryCrossAttention(MultiQueryAttention):
         encoder_output: `[B, S, source_dim]`; ignored when `cache` is given.
         attention_mask: optional bool `[B, T, S]` (or `[B, 1, S]`).
         cache: optional `[B, 2, num_key_value_heads, S, key_value_dim]`, the
-            precomputed K/V of `encoder_output`.
+            precomputed K/V of `encoder_output`. `hidden_states` may hold
+            `r * B` rows (`r` consecutive rows per sample, e.g. beams):
+            they all attend to their sample's K/V, which is not copied.
         return_attention_scores: bool, also return the float32 attention
-            probabilities `[B, num_key_value_heads, group_size, T, S]`.
+            probabilities `[B, num_key_value_heads, group_size, r * T, S]`
+            (`r` as above, usually 1).
         training: bool, whether dropout is active.
 
     Examples:
@@ -62,12 +66,20 @@ class MultiQueryCrossAttention(MultiQueryAttention):
                     "computed from it. Received neither."
                 )
             cache = self.compute_key_value(encoder_output)
+        # With `r` rows of queries per row of K/V (the beams of a beam
+        # search), each sample's rows become one longer query sequence over
+        # its single K/V copy; with `r = 1` the reshapes change nothing.
+        shape = ops.shape(hidden_states)
+        hidden_states = ops.reshape(
+            hidden_states, (ops.shape(cache)[0], -1, shape[-1])
+        )
         output, scores = self.attend(
             hidden_states,
             cache,
             attention_mask=attention_mask,
             training=training,
         )
+        output = ops.reshape(output, (shape[0], shape[1], -1))
         if return_attention_scores:
             return output, scores
         return output

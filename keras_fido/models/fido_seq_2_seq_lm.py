@@ -239,30 +239,34 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             inputs.get("encoder_sequence_output"),
         )
 
-        def next(prompt, cache, index):
+        def next(prompt, self_cache, index):
             # Feed the token at `index - 1`; the logits predict `index`.
             # Prompt tokens are fed the same way (and kept by the sampler
             # through `mask`), so no separate prefill pass is needed.
-            self_cache, cross_cache, padding_mask = cache
             position = index - 1
             token = ops.slice(prompt, [0, position], [ops.shape(prompt)[0], 1])
             logits, hidden_states, self_cache = self.call_decoder_with_cache(
-                token, padding_mask, self_cache, position, cross_cache
+                token,
+                encoder_padding_mask,
+                self_cache,
+                position,
+                cross_attention_cache,
             )
             return (
                 ops.squeeze(logits, axis=1),
                 ops.squeeze(hidden_states, axis=1),
-                (self_cache, cross_cache, padding_mask),
+                self_cache,
             )
 
+        # Only the self-attention cache goes through the sampler. The
+        # cross-attention K/V and the passage mask are the same for every
+        # hypothesis of a sample, so a beam sampler must neither copy them
+        # per beam nor reorder them at every step: the decoder attends with
+        # all of a sample's beams against its one copy.
         decoder_token_ids = self.sampler(
             next=next,
             prompt=decoder_token_ids,
-            cache=(
-                self_attention_cache,
-                cross_attention_cache,
-                encoder_padding_mask,
-            ),
+            cache=self_attention_cache,
             index=1,
             mask=decoder_padding_mask,
             stop_token_ids=stop_token_ids,

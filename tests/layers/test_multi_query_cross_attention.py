@@ -174,3 +174,26 @@ def test_runs_under_mixed_precision_with_float32_scores(policy):
         kwargs={"return_attention_scores": True},
         float32_outputs=(1,),
     )
+
+
+@pytest.mark.parametrize("kv_heads", [1, 4])
+def test_several_query_rows_per_sample_share_its_cache(kv_heads):
+    # Beam search: r consecutive rows of queries per sample attend to the
+    # sample's one K/V copy, exactly as if the copy were repeated r times.
+    layer = make_layer(kv_heads)
+    beams = 3
+    cache = layer.compute_key_value(encoder_output())
+    rng = np.random.default_rng(2)
+    states = rng.normal(size=(BATCH * beams, 1, WIDTH)).astype("float32")
+    shared = layer(
+        states, attention_mask=padding_mask(), cache=cache
+    )
+    repeated = layer(
+        states,
+        attention_mask=np.repeat(padding_mask(), beams, axis=0),
+        cache=ops.repeat(cache, beams, axis=0),
+    )
+    assert tuple(ops.shape(shared)) == (BATCH * beams, 1, WIDTH)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(shared), ops.convert_to_numpy(repeated), atol=1e-5
+    )

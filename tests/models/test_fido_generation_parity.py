@@ -185,7 +185,8 @@ def test_generate_masks_everything_after_the_stop_token(lm, passages):
 
 
 def test_beam_search_matches_uncached_beam_search(lm, passages):
-    """The beam sampler expands and reorders both caches correctly."""
+    """The beam sampler expands and reorders the self-attention cache, and
+    every beam attends to its sample's one cross-attention cache."""
     lm.compile(sampler=keras_hub.samplers.BeamSampler(num_beams=3))
     try:
         output = lm.generate(
