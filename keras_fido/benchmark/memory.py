@@ -38,6 +38,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -202,12 +203,24 @@ def run_child(setting, batch_size, timeout_s):
         return None, "timeout"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
-        tail = done.stderr.strip().splitlines()[-1:] or [""]
-        return None, f"crash: exit {done.returncode} {tail[0]}"[:300]
+        return None, f"crash: exit {done.returncode} {_error_line(done.stderr)}"[
+            :300
+        ]
     try:
         return json.loads(lines[-1]), None
     except json.JSONDecodeError:
         return None, f"crash: unreadable output {lines[-1]!r}"[:300]
+
+
+def _error_line(stderr):
+    """The exception line of a child's stderr (the last `...Error: ...` or
+    `...Exception: ...` line; backends print notes after it), or its last
+    line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", line):
+            return line
+    return lines[-1] if lines else ""
 
 
 def _available_memory_bytes():

@@ -453,6 +453,21 @@ def test_extrapolate_and_required_bytes():
     )
 
 
+def test_a_crashed_child_is_reported_by_its_exception_line():
+    # JAX prints a note after the exception; the reason names the error.
+    stderr = (
+        "Traceback (most recent call last):\n  File 'x.py', line 1\n"
+        "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory\n"
+        "--------------------\n"
+        "For simplicity, JAX has removed its internal frames.\n"
+    )
+    assert memory._error_line(stderr) == (
+        "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: out of memory"
+    )
+    assert memory._error_line("Killed\n") == "Killed"
+    assert memory._error_line("") == ""
+
+
 def test_max_batch_mode_measures_generate_in_a_subprocess(tmp_path):
     path = tmp_path / "m.json"
     main(
