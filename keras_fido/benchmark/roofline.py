@@ -70,6 +70,20 @@ def measure_peak_flops(size=2048, repeats=5):
     }
 
 
+def _array_pass_bandwidth(op, passes, mib, repeats):
+    """Bytes per second of `op(x)` over a float32 array `x` of `mib` MiB
+    that moves the array `passes` times."""
+    elements = mib * 2**20 // 4
+    x = keras.ops.ones((elements,), "float32")
+    median, runs = _median_seconds(lambda: _block(op(x)), repeats)
+    return {
+        "bytes_per_s": passes * elements * 4 / median,
+        "mib": mib,
+        "repeats": repeats,
+        "runs_s": runs,
+    }
+
+
 def measure_bandwidth(mib=512, repeats=5):
     """Bytes per second of `y = x + 1` over a float32 array of `mib` MiB.
 
@@ -77,17 +91,9 @@ def measure_bandwidth(mib=512, repeats=5):
 
     Returns a dict with `bytes_per_s`, `mib`, `repeats` and `runs_s`.
     """
-    elements = mib * 2**20 // 4
-    x = keras.ops.ones((elements,), "float32")
-    median, runs = _median_seconds(
-        lambda: _block(keras.ops.add(x, 1.0)), repeats
+    return _array_pass_bandwidth(
+        lambda x: keras.ops.add(x, 1.0), 2, mib, repeats
     )
-    return {
-        "bytes_per_s": 2 * elements * 4 / median,
-        "mib": mib,
-        "repeats": repeats,
-        "runs_s": runs,
-    }
 
 
 def measure_read_bandwidth(mib=512, repeats=5):
@@ -99,15 +105,7 @@ def measure_read_bandwidth(mib=512, repeats=5):
 
     Returns a dict with `bytes_per_s`, `mib`, `repeats` and `runs_s`.
     """
-    elements = mib * 2**20 // 4
-    x = keras.ops.ones((elements,), "float32")
-    median, runs = _median_seconds(lambda: _block(keras.ops.sum(x)), repeats)
-    return {
-        "bytes_per_s": elements * 4 / median,
-        "mib": mib,
-        "repeats": repeats,
-        "runs_s": runs,
-    }
+    return _array_pass_bandwidth(keras.ops.sum, 1, mib, repeats)
 
 
 def measure_matvec_bandwidth(

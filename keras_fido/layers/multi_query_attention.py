@@ -168,26 +168,26 @@ class MultiQueryAttention(keras.layers.Layer):
             axis=1,
         )
 
-    def _key_value_projection(self, dense, source):
-        """`dense` (`"bsd,dkh->bksh"`) as one plain matmul, then the move of
-        the head axis.
+    def _flat_projection(self, dense, inputs, width):
+        """`dense` applied to `[B, T, width]` `inputs` as one plain matmul
+        with its kernel flattened to `[width, -1]`.
 
-        With the einsum, XLA:CPU transposes the kernel at every decoding
-        step (the head-major output makes it reorder the contraction); the
-        flat matmul reads the kernel as stored. Quantized or LoRA kernels
-        go through the layer itself.
+        With the einsums of the K/V (`"bsd,dkh->bksh"`) and output
+        (`"btnh,nhd->btd"`) layers, XLA:CPU transposes the kernel at every
+        decoding step (the head axes make it reorder the contraction); the
+        flat matmul reads the kernel as stored. Callers hand quantized or
+        LoRA layers (`_plain_kernel` false) to the layer itself.
         """
+        kernel = ops.cast(dense.kernel, self.compute_dtype)
+        return ops.matmul(inputs, ops.reshape(kernel, (width, -1)))
+
+    def _key_value_projection(self, dense, source):
+        """`dense` (`"bsd,dkh->bksh"`) on `source` `[B, S, d]`."""
         if not _plain_kernel(dense):
             return dense(source)
         batch, length = ops.shape(source)[0], ops.shape(source)[1]
-        kernel = ops.cast(dense.kernel, self.compute_dtype)
-        projected = ops.matmul(
-            source,
-            ops.reshape(
-                kernel,
-                (-1, self.num_key_value_heads * self.key_value_dim),
-            ),
-        )
+        width = dense.kernel.shape[0]
+        projected = self._flat_projection(dense, source, width)
         projected = ops.reshape(
             projected,
             (batch, length, self.num_key_value_heads, self.key_value_dim),
@@ -195,18 +195,14 @@ class MultiQueryAttention(keras.layers.Layer):
         return ops.transpose(projected, (0, 2, 1, 3))
 
     def _output_projection(self, attended):
-        """`output_dense` (`"btnh,nhd->btd"`) on `[B, T, heads, dim]`, as
-        one matmul over the flattened heads, for the same reason as
-        `_key_value_projection`."""
+        """`output_dense` (`"btnh,nhd->btd"`) on `[B, T, heads, dim]`."""
         dense = self.output_dense
         if not _plain_kernel(dense):
             return dense(attended)
         batch, length = ops.shape(attended)[0], ops.shape(attended)[1]
-        kernel = ops.cast(dense.kernel, self.compute_dtype)
         width = self.num_query_heads * self.key_value_dim
-        return ops.matmul(
-            ops.reshape(attended, (batch, length, width)),
-            ops.reshape(kernel, (width, self.hidden_dim)),
+        return self._flat_projection(
+            dense, ops.reshape(attended, (batch, length, width)), width
         )
 
     def attend(
