@@ -1,6 +1,7 @@
 """Data for FiD readers: FiD json files and the embedded country QA task."""
 
 from keras_fido.data.bm25_retriever import BM25Retriever
+from keras_fido.data.cloze_examples import cloze_examples
 from keras_fido.data.country_qa import build_country_qa
 from keras_fido.data.country_qa import corpus_lines
 from keras_fido.data.country_qa import country_qa_passages
@@ -23,6 +24,7 @@ __all__ = [
     "FiDJson",
     "FiDJsonConfig",
     "build_country_qa",
+    "cloze_examples",
     "corpus_lines",
     "country_qa_passages",
     "country_qa_stats",

@@ -238,8 +238,7 @@ def test_roofline_bounds_follow_the_cost_model():
         record, {**machine, "matvec_bytes_per_s": 5e7}
     )
     matvec_ms = 1e3 * (
-        max(2 * step["flops"] / 1e9, step["bytes"] / 5e7) / 4
-        + projection_s / 4
+        max(2 * step["flops"] / 1e9, step["bytes"] / 5e7) / 4 + projection_s / 4
     )
     assert bounds["decoder_step_matvec_bound_ms_per_sample"] == (
         pytest.approx(matvec_ms)

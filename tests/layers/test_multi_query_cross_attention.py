@@ -185,9 +185,7 @@ def test_several_query_rows_per_sample_share_its_cache(kv_heads):
     cache = layer.compute_key_value(encoder_output())
     rng = np.random.default_rng(2)
     states = rng.normal(size=(BATCH * beams, 1, WIDTH)).astype("float32")
-    shared = layer(
-        states, attention_mask=padding_mask(), cache=cache
-    )
+    shared = layer(states, attention_mask=padding_mask(), cache=cache)
     repeated = layer(
         states,
         attention_mask=np.repeat(padding_mask(), beams, axis=0),

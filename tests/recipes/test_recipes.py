@@ -121,6 +121,11 @@ def test_quickstart_reports_both_readers(tmp_path):
         assert 0.0 <= figures["test_em"] <= 100.0
         assert figures["test_questions"] == 12
         assert figures["generate_ms_per_sample"] > 0
+        rerank = figures["reranking"]
+        assert rerank["retrieved_passages"] == 4
+        for key in ("precision_at_1_bm25", "precision_at_1_reader"):
+            assert 0.0 <= rerank[key] <= 100.0
+        assert sum(figures["test_answers_seen_in_training"].values()) <= 12
     assert written["fido"]["cross_attention_layers"] == [2, 4]
     assert written["fid"]["cross_attention_layers"] == [1, 2]
 
