@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_fido.utils.checks import check_keyword_arguments
+
 # Added to the logits of masked positions. Finite so that a fully masked
 # row (a passage that is all padding) gives a uniform distribution instead
 # of NaN; exp() of it underflows to exactly 0 next to any unmasked logit.
@@ -74,6 +76,7 @@ class MultiQueryAttention(keras.layers.Layer):
         kernel_initializer=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         for arg, value in (
             ("num_query_heads", num_query_heads),

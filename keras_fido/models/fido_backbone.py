@@ -13,6 +13,7 @@ from keras_hub.src.utils.python_utils import classproperty
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_token_ids
 from keras_fido.utils.checks import check_weights_file
 
@@ -112,6 +113,7 @@ class FiDOBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         if decoder_num_key_value_heads is None:
             decoder_num_key_value_heads = decoder_num_heads
 

@@ -12,6 +12,7 @@ from keras_hub.src.utils.tensor_utils import tf
 
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_tokenizer import FiDOTokenizer
+from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_positive_int
 
 
@@ -212,6 +213,7 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
         context_prefix="context:",
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         if tf is None:
             raise ImportError(
                 f"{self.__class__.__name__} requires `tensorflow` and "

@@ -9,6 +9,7 @@ from keras_hub.src.utils.preset_utils import TOKENIZER_CONFIG_FILE
 from keras_hub.src.utils.preset_utils import KerasPresetLoader
 
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -76,6 +77,7 @@ class FiDOTokenizer(T5Tokenizer):
     backbone_cls = FiDOBackbone
 
     def __init__(self, proto, **kwargs):
+        check_keyword_arguments(self, kwargs)
         super().__init__(proto=proto, **kwargs)
         # T5 decoders start from the pad token, not from "</s>". The special
         # token ids are re-read from these names whenever a proto is set (e.g.
