@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_fido.metrics.qa_scores import evaluate_predictions
+from keras_fido.utils.atomic_write import atomic_file
 from keras_fido.utils.checks import check_positive_int
 
 _MONITORS = ("exact_match", "f1")
@@ -228,7 +229,9 @@ class GenerationEvaluationCallback(keras.callbacks.Callback):
             self.best = value
             self.best_epoch = epoch
             if self.checkpoint_path is not None:
-                self.model.save_weights(self.checkpoint_path)
+                # Atomically: a kill mid-save keeps the previous best.
+                with atomic_file(self.checkpoint_path) as temporary:
+                    self.model.save_weights(temporary)
         self.history.append(
             {
                 "epoch": epoch,

@@ -13,6 +13,8 @@ from keras_hub.src.utils.python_utils import classproperty
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.atomic_write import restore_interrupted
 from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_token_ids
 from keras_fido.utils.checks import check_weights_file
@@ -224,6 +226,13 @@ class FiDOBackbone(Backbone):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tie_embedding_weights = tie_embedding_weights
+
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
 
     @classproperty
     def presets(cls):
@@ -445,6 +454,7 @@ def check_preset_directory(preset, load_weights):
     preset = os.fspath(preset)
     if "://" in preset:
         return
+    restore_interrupted(preset)
     if not os.path.isdir(preset):
         raise ValueError(
             f"Unknown preset {preset!r}: it is neither a known preset name "

@@ -13,6 +13,7 @@ from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
     FiDOSeq2SeqLMPreprocessor,
 )
+from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.checks import check_keyword_arguments
 
 try:
@@ -395,6 +396,12 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         return ops.convert_to_numpy(per_passage)
 
     # --- Presets ----------------------------------------------------------
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

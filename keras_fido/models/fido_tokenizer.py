@@ -9,6 +9,8 @@ from keras_hub.src.utils.preset_utils import TOKENIZER_CONFIG_FILE
 from keras_hub.src.utils.preset_utils import KerasPresetLoader
 
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.atomic_write import restore_interrupted
 from keras_fido.utils.checks import check_keyword_arguments
 
 
@@ -103,6 +105,13 @@ class FiDOTokenizer(T5Tokenizer):
                 return ids
             ids.append(index)
 
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
+
     @classmethod
     def from_preset(cls, preset, config_file=TOKENIZER_CONFIG_FILE, **kwargs):
         """Instantiate a `FiDOTokenizer` from a preset.
@@ -123,6 +132,7 @@ class FiDOTokenizer(T5Tokenizer):
         )
         ```
         """
+        restore_interrupted(preset)
         if (
             isinstance(preset, str)
             and os.path.isdir(preset)
