@@ -252,7 +252,13 @@ class MultiQueryAttention(keras.layers.Layer):
         if attention_mask is not None:
             mask = ops.cast(attention_mask, "bool")[:, None, None, :, :]
             logits = ops.where(mask, logits, MASK_LOGIT)
-        probabilities = ops.softmax(logits, axis=-1)
+        if logits.shape[-1] == 1:
+            # One key (a single decoder token, no cache): softmax over one
+            # logit, `exp(x - max x) / 1`, computed as such (1, or NaN for
+            # a NaN logit); `ops.softmax` would warn that its axis has size 1.
+            probabilities = ops.exp(logits - logits)
+        else:
+            probabilities = ops.softmax(logits, axis=-1)
         weights = ops.cast(probabilities, self.compute_dtype)
         weights = self.dropout_layer(weights, training=training)
         # Values first: the weighted sum then contracts the sequence axis
