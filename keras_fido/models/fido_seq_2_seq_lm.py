@@ -396,6 +396,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         return ops.convert_to_numpy(per_passage)
 
     # --- Presets ----------------------------------------------------------
+
     def save_to_preset(self, preset_dir, **kwargs):
         """As keras-hub's `save_to_preset`, written atomically: into a
         sibling directory renamed into place, so that a killed save leaves
