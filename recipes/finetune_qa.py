@@ -43,6 +43,7 @@ from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import fine_tuning_optimizer
+from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
 from keras_fido.training.distribution import DISTRIBUTIONS
 from keras_fido.training.distribution import distribution_context
 from keras_fido.training.run_config import check_run_config
@@ -219,7 +220,7 @@ def train(reader, args):
         GenerationEvaluationCallback(
             validation, batch_size=args.batch_size, checkpoint_path=best
         ),
-        keras.callbacks.BackupAndRestore(os.path.join(args.output, "backup")),
+        AtomicBackupAndRestore(os.path.join(args.output, "backup")),
     ]
     reader.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=1)
     if os.path.exists(best):

@@ -46,8 +46,10 @@ from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import pretraining_optimizer
+from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
 from keras_fido.training.run_config import check_run_config
 from keras_fido.training.run_config import run_config
+from keras_fido.utils.atomic_write import write_text_atomically
 
 C4 = "c4/en"
 
@@ -329,8 +331,10 @@ class StepProgress(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        with open(os.path.join(self.backup_dir, "step.json"), "w") as file:
-            json.dump({"epoch": epoch + 1, "step": self.step()}, file)
+        write_text_atomically(
+            os.path.join(self.backup_dir, "step.json"),
+            json.dumps({"epoch": epoch + 1, "step": self.step()}),
+        )
         if self.run is not None and self.step() - self.first >= self.run:
             self.interrupted = self.step() < self.total
             self.model.stop_training = True
@@ -378,7 +382,7 @@ def main(argv=None):
         epochs=epochs,
         steps_per_epoch=args.save_every,
         callbacks=[
-            keras.callbacks.BackupAndRestore(
+            AtomicBackupAndRestore(
                 backup_dir, save_freq="epoch", delete_checkpoint=False
             ),
             progress,

@@ -7,6 +7,7 @@ import shutil
 import keras
 
 from keras_fido.export.greedy_decode import greedy_decode
+from keras_fido.utils.atomic_write import replace_directory
 from keras_fido.utils.checks import check_positive_int
 
 try:
@@ -224,9 +225,7 @@ def export_saved_model(
     shutil.rmtree(staging_dir, ignore_errors=True)
     try:
         tf.saved_model.save(root, staging_dir, signatures=signatures)
-        if os.path.exists(version_dir):
-            shutil.rmtree(version_dir)
-        os.rename(staging_dir, version_dir)
+        replace_directory(staging_dir, version_dir)
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
     if verbose:

@@ -9,6 +9,7 @@ from keras_fido.layers.cross_attention_schedule import (
 from keras_fido.layers.fido_transformer_layer import FiDOTransformerLayer
 from keras_fido.layers.relative_position_bias import RelativePositionBias
 from keras_fido.layers.t5_layer_norm import T5LayerNorm
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -94,6 +95,7 @@ class FiDODecoder(keras.layers.Layer):
         layer_norm_epsilon=1e-6,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         self.cross_attention_layer_indices = cross_attention_layer_indices(
             num_layers, cross_attention_interval

@@ -6,6 +6,7 @@ from keras import ops
 from keras_fido.layers.fido_transformer_layer import FiDOTransformerLayer
 from keras_fido.layers.relative_position_bias import RelativePositionBias
 from keras_fido.layers.t5_layer_norm import T5LayerNorm
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -66,6 +67,7 @@ class FiDOEncoder(keras.layers.Layer):
         layer_norm_epsilon=1e-6,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         self.num_layers = num_layers
         self.hidden_dim = hidden_dim

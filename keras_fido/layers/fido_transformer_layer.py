@@ -10,6 +10,7 @@ from keras_fido.layers.multi_query_cross_attention import (
     MultiQueryCrossAttention,
 )
 from keras_fido.layers.t5_layer_norm import T5LayerNorm
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -71,6 +72,7 @@ class FiDOTransformerLayer(keras.layers.Layer):
         kernel_initializer=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         if cross_attention and encoder_hidden_dim is None:
             raise ValueError(

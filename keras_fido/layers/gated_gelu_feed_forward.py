@@ -3,6 +3,7 @@
 import keras
 
 from keras_fido.layers.float16_range import clip_to_float16
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -50,6 +51,7 @@ class GatedGeluFeedForward(keras.layers.Layer):
         kernel_initializer=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.intermediate_dim = intermediate_dim

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_fido.utils.checks import check_keyword_arguments
+
 # Added to the logits of masked positions. Finite so that a fully masked
 # row (a passage that is all padding) gives a uniform distribution instead
 # of NaN; exp() of it underflows to exactly 0 next to any unmasked logit.
@@ -74,6 +76,7 @@ class MultiQueryAttention(keras.layers.Layer):
         kernel_initializer=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         for arg, value in (
             ("num_query_heads", num_query_heads),
@@ -249,7 +252,13 @@ class MultiQueryAttention(keras.layers.Layer):
         if attention_mask is not None:
             mask = ops.cast(attention_mask, "bool")[:, None, None, :, :]
             logits = ops.where(mask, logits, MASK_LOGIT)
-        probabilities = ops.softmax(logits, axis=-1)
+        if logits.shape[-1] == 1:
+            # One key (a single decoder token, no cache): softmax over one
+            # logit, `exp(x - max x) / 1`, computed as such (1, or NaN for
+            # a NaN logit); `ops.softmax` would warn that its axis has size 1.
+            probabilities = ops.exp(logits - logits)
+        else:
+            probabilities = ops.softmax(logits, axis=-1)
         weights = ops.cast(probabilities, self.compute_dtype)
         weights = self.dropout_layer(weights, training=training)
         # Values first: the weighted sum then contracts the sequence axis

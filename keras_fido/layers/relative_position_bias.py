@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_fido.utils.checks import check_keyword_arguments
+
 
 @keras.saving.register_keras_serializable(package="keras_fido")
 class RelativePositionBias(keras.layers.Layer):
@@ -53,6 +55,7 @@ class RelativePositionBias(keras.layers.Layer):
         bidirectional=True,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         if num_buckets < 2 or (bidirectional and num_buckets < 4):
             raise ValueError(

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_fido.utils.checks import check_keyword_arguments
+
 
 @keras.saving.register_keras_serializable(package="keras_fido")
 class T5LayerNorm(keras.layers.Layer):
@@ -28,6 +30,7 @@ class T5LayerNorm(keras.layers.Layer):
     """
 
     def __init__(self, epsilon=1e-6, **kwargs):
+        check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
         self.epsilon = epsilon
 

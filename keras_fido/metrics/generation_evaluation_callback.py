@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_fido.metrics.qa_scores import evaluate_predictions
+from keras_fido.utils.atomic_write import atomic_file
 from keras_fido.utils.checks import check_positive_int
 
 _MONITORS = ("exact_match", "f1")
@@ -181,6 +182,15 @@ class GenerationEvaluationCallback(keras.callbacks.Callback):
         self.history = []
         self.predictions = None
 
+    def _save_best(self):
+        if not isinstance(self.model, keras.Model):
+            # Any object with `save_weights` (a wrapper, a test double).
+            self.model.save_weights(self.checkpoint_path)
+            return
+        # Atomically: a kill mid-save keeps the previous best file.
+        with atomic_file(self.checkpoint_path) as temporary:
+            self.model.save_weights(temporary)
+
     def predict(self, model=None):
         """Generates an answer for every example.
 
@@ -228,7 +238,7 @@ class GenerationEvaluationCallback(keras.callbacks.Callback):
             self.best = value
             self.best_epoch = epoch
             if self.checkpoint_path is not None:
-                self.model.save_weights(self.checkpoint_path)
+                self._save_best()
         self.history.append(
             {
                 "epoch": epoch,

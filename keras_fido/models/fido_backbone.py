@@ -8,11 +8,15 @@ from keras import ops
 from keras.src.saving.serialization_lib import SafeModeScope
 from keras_hub.layers import ReversibleEmbedding
 from keras_hub.models import Backbone
+from keras_hub.src.utils import preset_utils
 from keras_hub.src.utils.python_utils import classproperty
 
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.atomic_write import restore_interrupted
+from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_token_ids
 from keras_fido.utils.checks import check_weights_file
 
@@ -112,6 +116,7 @@ class FiDOBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         if decoder_num_key_value_heads is None:
             decoder_num_key_value_heads = decoder_num_heads
 
@@ -222,6 +227,13 @@ class FiDOBackbone(Backbone):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tie_embedding_weights = tie_embedding_weights
+
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
 
     @classproperty
     def presets(cls):
@@ -427,9 +439,13 @@ def default_safe_mode():
 
 def check_preset_directory(preset, load_weights):
     """Raises a clear error for a preset that is neither a name nor a
-    complete, safe local directory (remote handles are passed through).
+    complete, safe preset, local or remote.
 
-    Before anything in the directory is deserialized: its `config.json`
+    A remote handle (`hf://`, `kaggle://`, `gs://`, ...) is first resolved
+    to local files by keras-hub's own download (`preset_utils.get_file`,
+    cached where keras-hub caches), then checked as a directory is.
+
+    Before anything in the preset is deserialized: its `config.json`
     must name a registered `FiDOBackbone` class (not a function, a lambda
     or another class, which keras-hub would otherwise build as the
     backbone of a task), and with `load_weights` its `model.weights.h5`
@@ -441,14 +457,23 @@ def check_preset_directory(preset, load_weights):
             f"Received: preset={preset!r}"
         )
     preset = os.fspath(preset)
+    required = ["config.json"] + (["model.weights.h5"] if load_weights else [])
     if "://" in preset:
-        return
+        paths = _fetch_preset_files(preset, required)
+    else:
+        paths = _local_preset_files(preset, required)
+    check_preset_config(paths["config.json"])
+    if load_weights:
+        check_weights_file(paths["model.weights.h5"])
+
+
+def _local_preset_files(preset, required):
+    restore_interrupted(preset)
     if not os.path.isdir(preset):
         raise ValueError(
             f"Unknown preset {preset!r}: it is neither a known preset name "
             f"nor a directory. Known presets: {sorted(backbone_presets)}."
         )
-    required = ["config.json"] + (["model.weights.h5"] if load_weights else [])
     for name in required:
         if not os.path.exists(os.path.join(preset, name)):
             raise ValueError(
@@ -456,7 +481,26 @@ def check_preset_directory(preset, load_weights):
                 "written by `save_to_preset` holds config.json and "
                 f"model.weights.h5. Found: {sorted(os.listdir(preset))}"
             )
-    config_path = os.path.join(preset, "config.json")
+    return {name: os.path.join(preset, name) for name in required}
+
+
+def _fetch_preset_files(preset, required):
+    """Local paths of a remote preset's files, downloaded by keras-hub."""
+    paths = {}
+    for name in required:
+        try:
+            paths[name] = preset_utils.get_file(preset, name)
+        except FileNotFoundError:
+            raise ValueError(
+                f"Preset {preset!r} has no `{name}`; a preset written by "
+                "`save_to_preset` holds config.json and model.weights.h5."
+            ) from None
+    return paths
+
+
+def check_preset_config(config_path):
+    """Raises a `ValueError` unless the JSON file `config_path` describes
+    a registered `FiDOBackbone` subclass."""
     try:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
@@ -488,8 +532,6 @@ def check_preset_directory(preset, load_weights):
             "(`registered_name` 'keras_fido>FiDOBackbone'); nothing else is "
             f"loaded from a preset. Received: {described}"
         )
-    if load_weights:
-        check_weights_file(os.path.join(preset, "model.weights.h5"))
 
 
 def check_inputs(inputs, vocabulary_size=None):

@@ -13,6 +13,8 @@ from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
     FiDOSeq2SeqLMPreprocessor,
 )
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.checks import check_keyword_arguments
 
 try:
     import tensorflow as tf
@@ -67,6 +69,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
     preprocessor_cls = FiDOSeq2SeqLMPreprocessor
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
+        check_keyword_arguments(self, kwargs)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -76,6 +79,8 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         hidden_states = backbone(inputs)["decoder_sequence_output"]
         outputs = backbone.token_logits(hidden_states)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self._tokenizer_vocabulary = (None, None)
+        self.tokenizer_vocabulary_size()  # Refuses a larger tokenizer.
 
     def compile(
         self,
@@ -178,8 +183,39 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             cache_update_index=cache_update_index,
             cross_attention_cache=cross_attention_cache,
         )
-        logits = backbone.token_logits(hidden_states)
+        logits = mask_padding_vocabulary(
+            backbone.token_logits(hidden_states),
+            self.tokenizer_vocabulary_size(),
+        )
         return logits, hidden_states, self_attention_cache
+
+    def tokenizer_vocabulary_size(self):
+        """The tokenizer's piece count, or `None` without a tokenizer
+        vocabulary; decoding never emits an id at or beyond it.
+
+        A backbone may have more embedding rows than its tokenizer has
+        pieces (T5: 32,128 rows for 32,100 pieces); those ids cannot be
+        detokenized, so their logits are masked in every decoding step
+        (`call_decoder_with_cache`: `generate`, the exported SavedModel,
+        the evaluation callbacks). A tokenizer with more pieces than the
+        backbone's vocabulary is refused: its upper ids have no embedding.
+        """
+        tokenizer = getattr(self.preprocessor, "tokenizer", None)
+        proto = getattr(tokenizer, "proto", None)
+        key = (id(tokenizer), id(proto))
+        cached_key, size = self._tokenizer_vocabulary
+        if key == cached_key:
+            return size
+        size = None if proto is None else int(tokenizer.vocabulary_size())
+        if size is not None and size > self.backbone.vocabulary_size:
+            raise ValueError(
+                "The tokenizer must not have more pieces than the backbone "
+                "has vocabulary rows (its upper ids would have no "
+                f"embedding). Received: tokenizer.vocabulary_size()={size}, "
+                f"backbone.vocabulary_size={self.backbone.vocabulary_size}"
+            )
+        self._tokenizer_vocabulary = (key, size)
+        return size
 
     def build_cache(
         self,
@@ -361,6 +397,13 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
     # --- Presets ----------------------------------------------------------
 
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
+
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Builds a named architecture, or loads a saved preset directory.
@@ -380,6 +423,17 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs
             )
+
+
+def mask_padding_vocabulary(logits, size):
+    """`logits [..., V]` with the ids at or beyond `size` set to -1e9
+    (-inf in float16), so that no sampler picks them; unchanged when
+    `size` is `None` or `V`."""
+    vocabulary = ops.shape(logits)[-1]
+    if size is None or size >= vocabulary:
+        return logits
+    valid = ops.arange(vocabulary) < size
+    return ops.where(valid, logits, ops.cast(-1e9, logits.dtype))
 
 
 def _is_token_dict(inputs):

@@ -12,6 +12,8 @@ from keras_hub.src.utils.tensor_utils import tf
 
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_tokenizer import FiDOTokenizer
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_positive_int
 
 
@@ -212,6 +214,7 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
         context_prefix="context:",
         **kwargs,
     ):
+        check_keyword_arguments(self, kwargs)
         if tf is None:
             raise ImportError(
                 f"{self.__class__.__name__} requires `tensorflow` and "
@@ -879,6 +882,13 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
         keep = tf.logical_and(tf.logical_and(mask, before_end), not_pad)
         tokens = tf.ragged.boolean_mask(ids, keep)
         return self.tokenizer.detokenize(tokens)
+
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -9,6 +9,9 @@ from keras_hub.src.utils.preset_utils import TOKENIZER_CONFIG_FILE
 from keras_hub.src.utils.preset_utils import KerasPresetLoader
 
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.atomic_write import restore_interrupted
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -76,6 +79,7 @@ class FiDOTokenizer(T5Tokenizer):
     backbone_cls = FiDOBackbone
 
     def __init__(self, proto, **kwargs):
+        check_keyword_arguments(self, kwargs)
         super().__init__(proto=proto, **kwargs)
         # T5 decoders start from the pad token, not from "</s>". The special
         # token ids are re-read from these names whenever a proto is set (e.g.
@@ -101,6 +105,13 @@ class FiDOTokenizer(T5Tokenizer):
                 return ids
             ids.append(index)
 
+    def save_to_preset(self, preset_dir, **kwargs):
+        """As keras-hub's `save_to_preset`, written atomically: into a
+        sibling directory renamed into place, so that a killed save leaves
+        the previous preset loadable (`keras_fido.utils.atomic_write`)."""
+        with atomic_directory(preset_dir) as staging:
+            super().save_to_preset(staging, **kwargs)
+
     @classmethod
     def from_preset(cls, preset, config_file=TOKENIZER_CONFIG_FILE, **kwargs):
         """Instantiate a `FiDOTokenizer` from a preset.
@@ -121,6 +132,7 @@ class FiDOTokenizer(T5Tokenizer):
         )
         ```
         """
+        restore_interrupted(preset)
         if (
             isinstance(preset, str)
             and os.path.isdir(preset)

@@ -1,5 +1,8 @@
 """Argument checks whose errors name the argument and the value received."""
 
+import difflib
+import inspect
+
 import keras
 import numpy as np
 
@@ -80,3 +83,70 @@ def check_weights_file(path):
             "weight was set). Save the preset again, or restore the file. "
             f"HDF5 said: {error}"
         ) from None
+
+
+# Keyword arguments that Keras and keras-hub base classes take from
+# `**kwargs` without naming them in a signature (`keras.layers.Layer` pops
+# `input_dim` and `input_shape`; keras-hub preprocessors and tokenizers pop
+# `config_file`; functional models accept the legacy `Input` arguments).
+BASE_KEYWORD_ARGUMENTS = frozenset(
+    {
+        "input_dim",
+        "input_shape",
+        "batch_input_shape",
+        "batch_size",
+        "weights",
+        "config_file",
+        "_allow_python_workflow",
+    }
+)
+
+
+def known_keyword_arguments(cls):
+    """The keyword arguments of `cls.__init__` and of every base class's
+    `__init__` (a class's `**kwargs` go up the chain), plus the base Keras
+    and keras-hub ones in `BASE_KEYWORD_ARGUMENTS`."""
+    names = set(BASE_KEYWORD_ARGUMENTS)
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names.update(
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name != "self"
+        )
+    return names
+
+
+def check_keyword_arguments(owner, kwargs):
+    """Raises a `ValueError` for a keyword in `kwargs` (what `owner`'s
+    `__init__` passes on to its base class) that no class of `owner`
+    accepts, naming it and the nearest known argument.
+
+    Functional Keras models drop unknown keywords silently, so a
+    misspelled argument (`cross_attention_intreval=1`) would otherwise
+    build a model with the default value.
+    """
+    cls = owner if isinstance(owner, type) else type(owner)
+    known = known_keyword_arguments(cls)
+    unknown = sorted(set(kwargs) - known)
+    if not unknown:
+        return
+    public = sorted(name for name in known if not name.startswith("_"))
+    name = unknown[0]
+    nearest = difflib.get_close_matches(name, public, n=1, cutoff=0.6)
+    hint = (
+        f"Did you mean `{nearest[0]}`?"
+        if nearest
+        else f"Known arguments: {public}."
+    )
+    raise ValueError(
+        f"{cls.__name__} got an unknown keyword argument `{name}`. {hint} "
+        f"Received unknown: {unknown}"
+    )

@@ -1,0 +1,122 @@
+"""A remote preset handle (`hf://...`) is resolved to local files by
+keras-hub's own download, then checked as a local directory is: crafted
+configs and damaged weights are refused before anything is deserialized.
+The downloads are served from a local directory: no network."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from keras.src.utils.python_utils import func_dump
+from keras_hub.src.utils import preset_utils
+
+from keras_fido.models import FiDOBackbone
+from keras_fido.models import FiDOSeq2SeqLM
+from keras_fido.models import FiDOSeq2SeqLMPreprocessor
+from keras_fido.models import FiDOTokenizer
+from keras_fido.testing.fido_models import tiny_backbone
+
+HANDLE = "hf://someone/fido-reader"
+
+
+@pytest.fixture(scope="module")
+def reader(sentencepiece_proto):
+    tokenizer = FiDOTokenizer(proto=sentencepiece_proto)
+    backbone = tiny_backbone(
+        "fido", vocabulary_size=tokenizer.vocabulary_size()
+    )
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        tokenizer, num_passages=2, passage_length=16, decoder_sequence_length=4
+    )
+    return FiDOSeq2SeqLM(backbone, preprocessor)
+
+
+@pytest.fixture
+def hub(reader, tmp_path, monkeypatch):
+    """Serves `HANDLE` from `served/` the way the Hugging Face Hub would:
+    each requested file is copied into a cache and its path returned."""
+    served = tmp_path / "served"
+    reader.save_to_preset(str(served))
+    cache = tmp_path / "cache"
+    downloads = []
+
+    def hf_hub_download(repo_id, filename, **kwargs):
+        assert repo_id == HANDLE.removeprefix("hf://")
+        source = served / filename
+        if not source.exists():
+            raise preset_utils.EntryNotFoundError(f"{filename} not found")
+        target = cache / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        downloads.append(filename)
+        return str(target)
+
+    monkeypatch.setattr(
+        preset_utils.huggingface_hub, "hf_hub_download", hf_hub_download
+    )
+    return served, downloads
+
+
+def payload_function(marker):
+    return eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]")
+
+
+def crafted_configs(marker):
+    return {
+        "unregistered class": {
+            "module": "evil",
+            "class_name": "Payload",
+            "config": {"path": str(marker)},
+            "registered_name": "evil>Payload",
+        },
+        "lambda": {
+            "class_name": "__lambda__",
+            "config": {"value": list(func_dump(payload_function(marker)))},
+            "registered_name": "__lambda__",
+        },
+    }
+
+
+@pytest.mark.parametrize("loader", [FiDOBackbone, FiDOSeq2SeqLM])
+def test_served_preset_loads(hub, reader, loader):
+    served, downloads = hub
+    loaded = loader.from_preset(HANDLE)
+    backbone = loaded if loader is FiDOBackbone else loaded.backbone
+    for a, b in zip(backbone.weights, reader.backbone.weights):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
+        )
+    assert "config.json" in downloads and "model.weights.h5" in downloads
+
+
+@pytest.mark.parametrize("kind", ["unregistered class", "lambda"])
+@pytest.mark.parametrize("loader", [FiDOBackbone, FiDOSeq2SeqLM])
+def test_served_crafted_config_is_refused(hub, tmp_path, kind, loader):
+    served, _ = hub
+    marker = tmp_path / "payload_ran"
+    config = crafted_configs(marker)[kind]
+    (served / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="must describe a registered"):
+        loader.from_preset(HANDLE)
+    assert not marker.exists()
+
+
+def test_served_truncated_weights_are_refused(hub):
+    served, _ = hub
+    weights = served / "model.weights.h5"
+    size = os.path.getsize(weights)
+    with open(weights, "r+b") as f:
+        f.truncate(size // 2)
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        FiDOSeq2SeqLM.from_preset(HANDLE)
+
+
+def test_served_preset_without_weights_is_refused(hub):
+    served, _ = hub
+    (served / "model.weights.h5").unlink()
+    with pytest.raises(ValueError, match="has no `model.weights.h5`"):
+        FiDOBackbone.from_preset(HANDLE)
+    FiDOBackbone.from_preset(HANDLE, load_weights=False)
