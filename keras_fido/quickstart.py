@@ -340,6 +340,19 @@ def main(argv=None):
         "test answers that are also a training target, by fact: "
         + ", ".join(f"{k} {v}" for k, v in seen.items())
     )
+    for split, examples in (
+        ("train", train_examples),
+        ("test", splits["test"]),
+    ):
+        cut = preprocessor.truncation_report(examples)
+        print(
+            f"{split}: {cut['passages_truncated']} passages longer than "
+            f"passage_length={args.passage_length} "
+            f"({cut['passage_tokens_cut']} tokens cut), "
+            f"{cut['passages_dropped']} passages beyond "
+            f"num_passages={args.passages}, "
+            f"{cut['target_tokens_cut']} answer tokens cut"
+        )
     train = to_arrays(preprocessor, train_examples)
     configs = reader_configs(tokenizer.vocabulary_size())
     results = {}
