@@ -5,11 +5,11 @@ import os
 
 import keras
 from keras import ops
-from keras.src.saving.serialization_lib import SafeModeScope
 from keras_hub.layers import ReversibleEmbedding
 from keras_hub.models import Backbone
-from keras_hub.src.utils.python_utils import classproperty
 
+from keras_fido._compat import SafeModeScope
+from keras_fido._compat import classproperty
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 from keras_hub.models import Seq2SeqLM
-from keras_hub.src.utils.tensor_utils import any_equal
 
+from keras_fido._compat import any_equal
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_backbone import check_inputs
 from keras_fido.models.fido_backbone import check_preset_directory
@@ -13,11 +13,6 @@ from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
     FiDOSeq2SeqLMPreprocessor,
 )
-
-try:
-    import tensorflow as tf
-except ImportError:  # pragma: no cover - tensorflow is a dependency
-    tf = None
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -292,6 +287,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             "decoder_padding_mask": decoder_padding_mask,
         }
 
+    # keras-hub's private hook, see `keras_fido._compat`.
     def _normalize_generate_inputs(self, inputs):
         # One FiD example (a dict whose "question" is a string) is a batch
         # of one whose answer comes back as a plain string.
