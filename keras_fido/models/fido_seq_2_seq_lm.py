@@ -1,6 +1,7 @@
 """The FiDO reader: questions and passages in, answers out."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras_hub.models import Seq2SeqLM
 
@@ -113,6 +114,10 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             x, y, kwargs["sample_weight"] = self.preprocessor(x)
         if _is_token_dict(x):
             check_inputs(x, self.backbone.vocabulary_size)
+        if isinstance(x, tf.data.Dataset):
+            # A dataset keeps its own order: Keras' default `shuffle=True`
+            # would only warn that it is ignored.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x, *args, **kwargs):
