@@ -1,5 +1,8 @@
 """Shared pytest fixtures for keras_fido."""
 
+import importlib.util
+import os
+
 import pytest
 
 
@@ -32,3 +35,23 @@ def fido_tokenizer(sentencepiece_proto):
     from keras_fido.models.fido_tokenizer import FiDOTokenizer
 
     return FiDOTokenizer(proto=sentencepiece_proto)
+
+
+RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes")
+
+
+def _load_recipe(name):
+    """The module `recipes/<name>.py` of this checkout (recipes are
+    scripts, not part of the installed package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(RECIPES, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_recipe():
+    """`load_recipe(name)`: the module of `recipes/<name>.py`."""
+    return _load_recipe

@@ -203,9 +203,10 @@ def run_child(setting, batch_size, timeout_s):
         return None, "timeout"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
-        return None, f"crash: exit {done.returncode} {_error_line(done.stderr)}"[
-            :300
-        ]
+        return (
+            None,
+            f"crash: exit {done.returncode} {_error_line(done.stderr)}"[:300],
+        )
     try:
         return json.loads(lines[-1]), None
     except json.JSONDecodeError:

@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 
 from keras_fido.benchmark.timing import time_calls
+from keras_fido.convert.t5_config import check_vanilla_fid
+from keras_fido.convert.t5_config import t5_config_from_backbone
 
 
 def t5_config(config):
@@ -26,46 +28,18 @@ def t5_config(config):
     """
     import transformers
 
-    vanilla = (
-        config["cross_attention_interval"] == 1
-        and config["decoder_num_key_value_heads"] == config["decoder_num_heads"]
-        and all(
-            config[f"encoder_{key}"] == config[f"decoder_{key}"]
-            for key in ("hidden_dim", "intermediate_dim", "num_heads")
-        )
+    check_vanilla_fid(config, purpose="timed by the transformers peer")
+    fields = t5_config_from_backbone(
+        dict(config), pad_token_id=0, eos_token_id=1
     )
-    if not vanilla:
-        raise ValueError(
-            "The transformers peer runs vanilla FiD only: "
-            "`cross_attention_interval=1`, as many K/V heads as heads, and "
-            "equal encoder and decoder widths. Received: "
-            f"cross_attention_interval={config['cross_attention_interval']}, "
-            "decoder_num_key_value_heads="
-            f"{config['decoder_num_key_value_heads']}, "
-            f"encoder_hidden_dim={config['encoder_hidden_dim']}, "
-            f"decoder_hidden_dim={config['decoder_hidden_dim']}"
-        )
-    return transformers.T5Config(
-        vocab_size=config["vocabulary_size"],
-        d_model=config["encoder_hidden_dim"],
-        d_kv=config["key_value_dim"],
-        d_ff=config["encoder_intermediate_dim"],
-        num_layers=config["encoder_num_layers"],
-        num_decoder_layers=config["decoder_num_layers"],
-        num_heads=config["encoder_num_heads"],
-        relative_attention_num_buckets=config.get(
-            "relative_attention_num_buckets", 32
-        ),
-        relative_attention_max_distance=config.get(
-            "relative_attention_max_distance", 128
-        ),
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
+    # Untied head and no dropout, whatever the variant says: the peer
+    # times inference of a T5.1.1-shaped model.
+    fields.update(
         dropout_rate=0.0,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
+        tie_word_embeddings=False,
+        scale_decoder_outputs=False,
     )
+    return transformers.T5Config(**fields)
 
 
 def _cache_argument():

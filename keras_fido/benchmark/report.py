@@ -2,6 +2,8 @@
 
 import os
 
+from keras_fido.utils.extras import import_optional
+
 
 def _fmt(value, digits=2):
     if value is None:
@@ -51,8 +53,7 @@ def ratio_lines(records, baseline="fid"):
 
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -60,6 +61,7 @@ def _pyplot():
 
 
 def matplotlib_ticker():
+    import_optional("matplotlib")
     import matplotlib.ticker
 
     return matplotlib.ticker

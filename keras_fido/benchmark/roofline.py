@@ -3,7 +3,8 @@
 `measure_machine` times, through the active Keras backend, a large float32
 matmul (peak FLOP/s), a sum over a large array (read bandwidth), an
 elementwise pass (copy bandwidth) and a chain of small-batch matmuls (the
-rate at which the backend's matmul streams kernels at a decoder's batch). `roofline_bounds` turns the analytic cost model of
+rate at which the backend's matmul streams kernels at a decoder's batch).
+`roofline_bounds` turns the analytic cost model of
 `keras_fido.analysis` into lower bounds on the encoder and decoder time of
 one benchmark record:
 
@@ -253,7 +254,10 @@ def roofline_bounds(record, machine):
     matvec_bound_ms = None
     if machine.get("matvec_bytes_per_s"):
         matvec_s, _ = bound_seconds(
-            2 * step["flops"], step["bytes"], peak, machine["matvec_bytes_per_s"]
+            2 * step["flops"],
+            step["bytes"],
+            peak,
+            machine["matvec_bytes_per_s"],
         )
         matvec_bound_ms = 1e3 * (matvec_s / batch + projection_s / steps)
     return {

@@ -93,7 +93,8 @@ def t5_config_from_backbone(backbone, pad_token_id=0, eos_token_id=1):
     """The transformers `config.json` dict of a vanilla-FiD backbone.
 
     Args:
-        backbone: a `FiDOBackbone` with `cross_attention_interval=1`,
+        backbone: a `FiDOBackbone` (or the dict of its `get_config()`)
+            with `cross_attention_interval=1`,
             `decoder_num_key_value_heads == decoder_num_heads` and equal
             encoder and decoder widths and heads (what a T5 config can
             describe).
@@ -104,33 +105,35 @@ def t5_config_from_backbone(backbone, pad_token_id=0, eos_token_id=1):
         ValueError: naming the FiDO knob that T5 cannot express.
     """
     check_vanilla_fid(backbone)
+    c = _backbone_config(backbone)
+    tie = bool(c.get("tie_embedding_weights", False))
     return {
         "architectures": ["T5ForConditionalGeneration"],
         "model_type": "t5",
         "is_encoder_decoder": True,
-        "vocab_size": backbone.vocabulary_size,
-        "d_model": backbone.decoder_hidden_dim,
-        "d_kv": backbone.key_value_dim,
-        "d_ff": backbone.decoder_intermediate_dim,
-        "num_layers": backbone.encoder_num_layers,
-        "num_decoder_layers": backbone.decoder_num_layers,
-        "num_heads": backbone.decoder_num_heads,
-        "relative_attention_num_buckets": (
-            backbone.relative_attention_num_buckets
+        "vocab_size": c["vocabulary_size"],
+        "d_model": c["decoder_hidden_dim"],
+        "d_kv": c["key_value_dim"],
+        "d_ff": c["decoder_intermediate_dim"],
+        "num_layers": c["encoder_num_layers"],
+        "num_decoder_layers": c["decoder_num_layers"],
+        "num_heads": c["decoder_num_heads"],
+        "relative_attention_num_buckets": c.get(
+            "relative_attention_num_buckets", 32
         ),
-        "relative_attention_max_distance": (
-            backbone.relative_attention_max_distance
+        "relative_attention_max_distance": c.get(
+            "relative_attention_max_distance", 128
         ),
-        "dropout_rate": backbone.dropout,
-        "layer_norm_epsilon": backbone.layer_norm_epsilon,
+        "dropout_rate": c.get("dropout", 0.1),
+        "layer_norm_epsilon": c.get("layer_norm_epsilon", 1e-6),
         "initializer_factor": 1.0,
         "feed_forward_proj": "gated-gelu",
         "dense_act_fn": "gelu_new",
         "is_gated_act": True,
         # Read as "scale and tie the output projection" by every
         # transformers version (>= 5 also reads `scale_decoder_outputs`).
-        "tie_word_embeddings": bool(backbone.tie_embedding_weights),
-        "scale_decoder_outputs": bool(backbone.tie_embedding_weights),
+        "tie_word_embeddings": tie,
+        "scale_decoder_outputs": tie,
         "decoder_start_token_id": pad_token_id,
         "pad_token_id": pad_token_id,
         "eos_token_id": eos_token_id,
@@ -138,24 +141,32 @@ def t5_config_from_backbone(backbone, pad_token_id=0, eos_token_id=1):
     }
 
 
-def check_vanilla_fid(backbone):
-    """Raises unless `backbone` is vanilla FiD (a T5.1.1 architecture)."""
+def _backbone_config(backbone):
+    """The `FiDOBackbone` arguments of a backbone or of its config dict."""
+    return backbone if isinstance(backbone, dict) else backbone.get_config()
+
+
+def check_vanilla_fid(backbone, purpose="exported to a T5 checkpoint"):
+    """Raises unless `backbone` (a `FiDOBackbone` or its config dict) is
+    vanilla FiD (a T5.1.1 architecture); `purpose` ends the sentence
+    "Only vanilla FiD backbones can be ..." of the error."""
+    c = _backbone_config(backbone)
     problems = []
-    if backbone.cross_attention_interval != 1:
+    if c["cross_attention_interval"] != 1:
         problems.append(
             "cross_attention_interval="
-            f"{backbone.cross_attention_interval} (T5 cross-attends in "
+            f"{c['cross_attention_interval']} (T5 cross-attends in "
             "every decoder layer: expected 1)"
         )
-    if backbone.decoder_num_key_value_heads != backbone.decoder_num_heads:
+    if c["decoder_num_key_value_heads"] != c["decoder_num_heads"]:
         problems.append(
             "decoder_num_key_value_heads="
-            f"{backbone.decoder_num_key_value_heads} (expected "
-            f"decoder_num_heads={backbone.decoder_num_heads})"
+            f"{c['decoder_num_key_value_heads']} (expected "
+            f"decoder_num_heads={c['decoder_num_heads']})"
         )
     for field in ("hidden_dim", "intermediate_dim", "num_heads"):
-        encoder = getattr(backbone, f"encoder_{field}")
-        decoder = getattr(backbone, f"decoder_{field}")
+        encoder = c[f"encoder_{field}"]
+        decoder = c[f"decoder_{field}"]
         if encoder != decoder:
             problems.append(
                 f"encoder_{field}={encoder} != decoder_{field}={decoder} "
@@ -163,6 +174,7 @@ def check_vanilla_fid(backbone):
             )
     if problems:
         raise ValueError(
-            "Only vanilla FiD backbones can be exported to a T5 "
-            "checkpoint; this one has " + "; ".join(problems) + "."
+            f"Only vanilla FiD backbones can be {purpose}; this one has "
+            + "; ".join(problems)
+            + "."
         )

@@ -23,6 +23,7 @@ from keras_fido.convert.t5_weight_map import t5_weight_map
 from keras_fido.convert.transformers_t5 import assign_t5_weight
 from keras_fido.convert.transformers_t5 import find_t5_weight
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.utils.checks import check_positive_int
 
 # Fields the encoder and decoder checkpoints must agree on: the backbone
 # has one value of each.
@@ -152,12 +153,8 @@ def uptrain_to_fido(
     num_heads = decoder_config["decoder_num_heads"]
     if num_key_value_heads is None:
         num_key_value_heads = num_heads
-    if (
-        isinstance(num_key_value_heads, bool)
-        or not isinstance(num_key_value_heads, int)
-        or num_key_value_heads < 1
-        or num_heads % num_key_value_heads
-    ):
+    check_positive_int("num_key_value_heads", num_key_value_heads)
+    if num_heads % num_key_value_heads:
         raise ValueError(
             "`num_key_value_heads` must be a positive int dividing the "
             f"decoder checkpoint's {num_heads} heads. Received: "

@@ -1,41 +1,51 @@
-"""Data for FiD readers: FiD json files and the embedded country QA task."""
+"""Data for FiD readers: FiD json files, tfds QA sets, span corruption,
+and the embedded country QA task.
 
-from keras_fido.data.bm25_retriever import BM25Retriever
-from keras_fido.data.cloze_examples import cloze_examples
-from keras_fido.data.country_qa import build_country_qa
-from keras_fido.data.country_qa import corpus_lines
-from keras_fido.data.country_qa import country_qa_passages
-from keras_fido.data.country_qa import country_qa_stats
-from keras_fido.data.country_qa import write_country_qa
-from keras_fido.data.fid_json import load_fid_json
-from keras_fido.data.fid_json import read_fid_examples
-from keras_fido.data.fid_json import write_fid_json
-from keras_fido.data.fid_json_builder import FiDJson
-from keras_fido.data.fid_json_builder import FiDJsonConfig
-from keras_fido.data.sentencepiece_trainer import train_sentencepiece
-from keras_fido.data.span_corruption import span_corruption
-from keras_fido.data.span_corruption import span_corruption_dataset
-from keras_fido.data.span_corruption import span_corruption_lengths
-from keras_fido.data.span_corruption import span_corruption_noise_mask
-from keras_fido.data.tfds_qa import load_tfds_qa
+The names below are imported on first use, so that `import keras_fido`
+loads neither tensorflow-datasets nor the demo task's packages
+(`countryinfo`, `bm25s`: `pip install "keras-fido[demo]"`).
+"""
 
-__all__ = [
-    "BM25Retriever",
-    "FiDJson",
-    "FiDJsonConfig",
-    "build_country_qa",
-    "cloze_examples",
-    "corpus_lines",
-    "country_qa_passages",
-    "country_qa_stats",
-    "load_fid_json",
-    "load_tfds_qa",
-    "read_fid_examples",
-    "span_corruption",
-    "span_corruption_dataset",
-    "span_corruption_lengths",
-    "span_corruption_noise_mask",
-    "train_sentencepiece",
-    "write_country_qa",
-    "write_fid_json",
-]
+import importlib
+
+from keras_fido.utils.extras import require
+
+# Public name -> (module under keras_fido.data, optional packages it needs).
+_DEMO = ("bm25s", "countryinfo")
+_LAZY = {
+    "BM25Retriever": ("bm25_retriever", ("bm25s",)),
+    "FiDJson": ("fid_json_builder", ()),
+    "FiDJsonConfig": ("fid_json_builder", ()),
+    "build_country_qa": ("country_qa", _DEMO),
+    "cloze_examples": ("cloze_examples", ()),
+    "corpus_lines": ("country_qa", _DEMO),
+    "country_qa_passages": ("country_qa", _DEMO),
+    "country_qa_stats": ("country_qa", _DEMO),
+    "load_fid_json": ("fid_json", ()),
+    "load_tfds_qa": ("tfds_qa", ()),
+    "read_fid_examples": ("fid_json", ()),
+    "span_corruption": ("span_corruption", ()),
+    "span_corruption_dataset": ("span_corruption", ()),
+    "span_corruption_lengths": ("span_corruption", ()),
+    "span_corruption_noise_mask": ("span_corruption", ()),
+    "train_sentencepiece": ("sentencepiece_trainer", ()),
+    "write_country_qa": ("country_qa", _DEMO),
+    "write_fid_json": ("fid_json", ()),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, packages = _LAZY[name]
+    require(*packages)
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

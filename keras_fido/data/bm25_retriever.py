@@ -1,7 +1,11 @@
 """A deterministic BM25 passage retriever built on `bm25s`."""
 
-import bm25s
 import numpy as np
+
+from keras_fido.utils.checks import check_positive_int
+from keras_fido.utils.extras import import_optional
+
+bm25s = import_optional("bm25s")
 
 
 class BM25Retriever:
@@ -89,9 +93,7 @@ class BM25Retriever:
             For each question, a list of `(passage_index, score)` pairs,
             best first (ties by lower index).
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"`k` must be a positive int. Received: k={k!r}")
-        k = min(k, self.num_passages)
+        k = min(check_positive_int("k", k), self.num_passages)
         order_index = np.arange(self.num_passages)
         results = []
         for question in questions:

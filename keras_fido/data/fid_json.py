@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_fido.data.json_records import iter_json_records
+from keras_fido.utils.checks import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +45,7 @@ _MAX_LOGGED_ERRORS = 10
 def _check_num_passages(num_passages):
     if num_passages is None:
         return None
-    if (
-        isinstance(num_passages, bool)
-        or not isinstance(num_passages, (int, np.integer))
-        or num_passages < 1
-    ):
-        raise ValueError(
-            "`num_passages` must be None or a positive int. "
-            f"Received: num_passages={num_passages!r}"
-        )
-    return int(num_passages)
+    return check_positive_int("num_passages", num_passages)
 
 
 def _type_name(value):

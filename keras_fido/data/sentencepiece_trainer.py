@@ -4,6 +4,8 @@ import io
 
 import numpy as np
 
+from keras_fido.utils.checks import check_positive_int
+
 
 def _lines(lines):
     """Yields the non-empty lines of `lines`, splitting embedded newlines."""
@@ -80,14 +82,7 @@ def train_sentencepiece(
         ("num_threads", num_threads),
         ("max_sentence_length", max_sentence_length),
     ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or value < 1
-        ):
-            raise ValueError(
-                f"`{name}` must be a positive int. Received: {name}={value!r}"
-            )
+        check_positive_int(name, value)
     if (
         isinstance(extra_ids, bool)
         or not isinstance(extra_ids, (int, np.integer))

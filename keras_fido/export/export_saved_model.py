@@ -5,15 +5,11 @@ import os
 import shutil
 
 import keras
+import tensorflow as tf
 
 from keras_fido.export.greedy_decode import greedy_decode
 from keras_fido.utils.atomic_write import replace_directory
 from keras_fido.utils.checks import check_positive_int
-
-try:
-    import tensorflow as tf
-except ImportError:  # pragma: no cover - tensorflow is a dependency
-    tf = None
 
 TEXT_SIGNATURE = "serving_default"
 TOKEN_SIGNATURE = "serving_tokens"

@@ -1,11 +1,7 @@
 """Greedy decoding as one TensorFlow while loop, for exported graphs."""
 
 import keras
-
-try:
-    import tensorflow as tf
-except ImportError:  # pragma: no cover - tensorflow is a dependency
-    tf = None
+import tensorflow as tf
 
 
 def greedy_decode(

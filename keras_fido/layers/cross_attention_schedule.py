@@ -1,5 +1,7 @@
 """Which decoder layers cross-attend: the layer-sparse cross-attention rule."""
 
+from keras_fido.utils.checks import check_positive_int
+
 
 def cross_attention_layer_indices(num_layers, cross_attention_interval):
     """1-based indices of the decoder layers that hold cross-attention.
@@ -16,16 +18,8 @@ def cross_attention_layer_indices(num_layers, cross_attention_interval):
     Returns:
         A list of ints, the 1-based layer indices.
     """
+    check_positive_int("num_layers", num_layers)
     # `bool` is an `int`: `True` must not pass as an interval of 1.
-    if (
-        isinstance(num_layers, bool)
-        or not isinstance(num_layers, int)
-        or num_layers < 1
-    ):
-        raise ValueError(
-            "`num_layers` must be a positive int. "
-            f"Received: num_layers={num_layers!r}"
-        )
     interval = cross_attention_interval
     if (
         isinstance(interval, bool)

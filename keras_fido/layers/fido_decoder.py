@@ -210,7 +210,7 @@ class FiDODecoder(keras.layers.Layer):
         training=False,
     ):
         x = token_embeddings
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        length = ops.shape(x)[1]
         use_cache = self_attention_cache is not None
         if use_cache:
             if cache_update_index is None:

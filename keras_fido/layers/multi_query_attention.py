@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_fido.utils.checks import check_keyword_arguments
+from keras_fido.utils.checks import check_positive_int
 
 # Added to the logits of masked positions. Finite so that a fully masked
 # row (a passage that is all padding) gives a uniform distribution instead
@@ -78,15 +79,9 @@ class MultiQueryAttention(keras.layers.Layer):
     ):
         check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
-        for arg, value in (
-            ("num_query_heads", num_query_heads),
-            ("num_key_value_heads", num_key_value_heads),
-            ("key_value_dim", key_value_dim),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {arg}={value!r}"
-                )
+        check_positive_int("num_query_heads", num_query_heads)
+        check_positive_int("num_key_value_heads", num_key_value_heads)
+        check_positive_int("key_value_dim", key_value_dim)
         if num_query_heads % num_key_value_heads:
             raise ValueError(
                 "`num_query_heads` must be divisible by `num_key_value_heads` "

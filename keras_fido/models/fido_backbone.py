@@ -5,12 +5,12 @@ import os
 
 import keras
 from keras import ops
-from keras.src.saving.serialization_lib import SafeModeScope
 from keras_hub.layers import ReversibleEmbedding
 from keras_hub.models import Backbone
-from keras_hub.src.utils import preset_utils
-from keras_hub.src.utils.python_utils import classproperty
 
+from keras_fido._compat import SafeModeScope
+from keras_fido._compat import classproperty
+from keras_fido._compat import get_preset_file
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
@@ -442,7 +442,7 @@ def check_preset_directory(preset, load_weights):
     complete, safe preset, local or remote.
 
     A remote handle (`hf://`, `kaggle://`, `gs://`, ...) is first resolved
-    to local files by keras-hub's own download (`preset_utils.get_file`,
+    to local files by keras-hub's own download (`_compat.get_preset_file`,
     cached where keras-hub caches), then checked as a directory is.
 
     Before anything in the preset is deserialized: its `config.json`
@@ -489,7 +489,7 @@ def _fetch_preset_files(preset, required):
     paths = {}
     for name in required:
         try:
-            paths[name] = preset_utils.get_file(preset, name)
+            paths[name] = get_preset_file(preset, name)
         except FileNotFoundError:
             raise ValueError(
                 f"Preset {preset!r} has no `{name}`; a preset written by "

@@ -1,10 +1,11 @@
 """The FiDO reader: questions and passages in, answers out."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras_hub.models import Seq2SeqLM
-from keras_hub.src.utils.tensor_utils import any_equal
 
+from keras_fido._compat import any_equal
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_backbone import check_inputs
 from keras_fido.models.fido_backbone import check_preset_directory
@@ -15,11 +16,6 @@ from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
 )
 from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.checks import check_keyword_arguments
-
-try:
-    import tensorflow as tf
-except ImportError:  # pragma: no cover - tensorflow is a dependency
-    tf = None
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -123,6 +119,10 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             x, y, kwargs["sample_weight"] = self.preprocessor(x)
         if _is_token_dict(x):
             check_inputs(x, self.backbone.vocabulary_size)
+        if isinstance(x, tf.data.Dataset):
+            # A dataset keeps its own order: Keras' default `shuffle=True`
+            # would only warn that it is ignored.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -328,6 +328,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             "decoder_padding_mask": decoder_padding_mask,
         }
 
+    # keras-hub's private hook, see `keras_fido._compat`.
     def _normalize_generate_inputs(self, inputs):
         # One FiD example (a dict whose "question" is a string) is a batch
         # of one whose answer comes back as a plain string.

@@ -5,11 +5,11 @@ import warnings
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras_hub.models import Seq2SeqLMPreprocessor
-from keras_hub.src.utils.tensor_utils import convert_preprocessing_outputs
-from keras_hub.src.utils.tensor_utils import convert_to_numpy
-from keras_hub.src.utils.tensor_utils import tf
 
+from keras_fido._compat import convert_preprocessing_outputs
+from keras_fido._compat import convert_to_numpy
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_tokenizer import FiDOTokenizer
 from keras_fido.utils.atomic_write import atomic_directory
@@ -27,8 +27,6 @@ def _graph_function(fn):
     the old resource then fails with `NotFoundError`; the tokenizer's model
     is reloaded from its proto and the function traced again, once.
     """
-    if tf is None:
-        return fn
     key = f"_traced_{fn.__name__}"
 
     def trace(self):
@@ -215,11 +213,6 @@ class FiDOSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
         **kwargs,
     ):
         check_keyword_arguments(self, kwargs)
-        if tf is None:
-            raise ImportError(
-                f"{self.__class__.__name__} requires `tensorflow` and "
-                "`tensorflow-text` for in-graph preprocessing."
-            )
         num_passages = check_positive_int("num_passages", num_passages)
         passage_length = check_positive_int("passage_length", passage_length)
         decoder_sequence_length = check_positive_int(

@@ -4,10 +4,10 @@ import os
 
 import keras
 from keras_hub.models import T5Tokenizer
-from keras_hub.src.utils.preset_utils import CONFIG_FILE
-from keras_hub.src.utils.preset_utils import TOKENIZER_CONFIG_FILE
-from keras_hub.src.utils.preset_utils import KerasPresetLoader
 
+from keras_fido._compat import CONFIG_FILE
+from keras_fido._compat import TOKENIZER_CONFIG_FILE
+from keras_fido._compat import KerasPresetLoader
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.atomic_write import restore_interrupted

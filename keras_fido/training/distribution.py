@@ -11,6 +11,7 @@ import contextlib
 import keras
 
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.utils.checks import check_positive_int
 
 DISTRIBUTIONS = ("none", "data", "model")
 
@@ -101,15 +102,7 @@ def _make_engine(distribution, tpu, model_parallel):
             f"--distribution must be one of {list(DISTRIBUTIONS)}. "
             f"Received: --distribution {distribution!r}"
         )
-    if (
-        isinstance(model_parallel, bool)
-        or not isinstance(model_parallel, int)
-        or model_parallel < 1
-    ):
-        raise ValueError(
-            "--model-parallel must be a positive int. "
-            f"Received: --model-parallel {model_parallel!r}"
-        )
+    check_positive_int("model_parallel", model_parallel)
     if model_parallel > 1 and distribution != "model":
         raise ValueError(
             f"--model-parallel {model_parallel} shards weights, which only "

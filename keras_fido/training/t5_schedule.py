@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_fido.utils.checks import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="keras_fido")
 class InverseSquareRootSchedule(
@@ -52,17 +54,8 @@ class InverseSquareRootSchedule(
                 "`base_learning_rate` must be a positive float. "
                 f"Received: base_learning_rate={base_learning_rate!r}"
             )
-        if (
-            isinstance(warmup_steps, bool)
-            or not isinstance(warmup_steps, int)
-            or warmup_steps < 1
-        ):
-            raise ValueError(
-                "`warmup_steps` must be a positive int. "
-                f"Received: warmup_steps={warmup_steps!r}"
-            )
         self.base_learning_rate = float(base_learning_rate)
-        self.warmup_steps = int(warmup_steps)
+        self.warmup_steps = check_positive_int("warmup_steps", warmup_steps)
         self.name = name
 
     def __call__(self, step):

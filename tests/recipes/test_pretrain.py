@@ -6,7 +6,6 @@ import math
 import pytest
 
 from keras_fido.data import corpus_lines
-from keras_fido.testing.recipes import load_recipe
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,7 @@ def arguments(text_file, output, *extra):
 
 
 def test_pretraining_resumes_after_an_interruption_and_writes_a_preset(
-    text_file, tmp_path, capsys
+    text_file, tmp_path, capsys, load_recipe
 ):
     from keras_fido.models import FiDOSeq2SeqLM
 
@@ -73,7 +72,7 @@ def test_pretraining_resumes_after_an_interruption_and_writes_a_preset(
     assert config["backbone.cross_attention_interval"] == 3
 
 
-def test_without_c4_or_text_says_how_to_prepare_c4(tmp_path):
+def test_without_c4_or_text_says_how_to_prepare_c4(tmp_path, load_recipe):
     pretrain = load_recipe("pretrain")
     with pytest.raises(SystemExit, match="tfds build c4/en"):
         pretrain.main(

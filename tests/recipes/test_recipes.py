@@ -5,7 +5,6 @@ import json
 import pytest
 
 from keras_fido.data import write_country_qa
-from keras_fido.testing.recipes import load_recipe
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +15,7 @@ def country_qa_dir(tmp_path_factory):
 
 
 def test_finetune_then_evaluate_writes_a_preset_and_predictions(
-    country_qa_dir, tmp_path, capsys
+    country_qa_dir, tmp_path, capsys, load_recipe
 ):
     output = tmp_path / "run"
     finetune = load_recipe("finetune_qa")
@@ -75,7 +74,7 @@ def test_finetune_then_evaluate_writes_a_preset_and_predictions(
 
 
 def test_finetune_refuses_a_named_preset_without_a_vocabulary(
-    country_qa_dir, tmp_path
+    country_qa_dir, tmp_path, load_recipe
 ):
     finetune = load_recipe("finetune_qa")
     with pytest.raises(SystemExit, match="--train-tokenizer"):
@@ -131,7 +130,7 @@ def test_quickstart_reports_both_readers(tmp_path):
 
 
 def test_finetune_refuses_to_resume_a_different_architecture(
-    country_qa_dir, tmp_path
+    country_qa_dir, tmp_path, load_recipe
 ):
     finetune = load_recipe("finetune_qa")
     output = tmp_path / "run"

@@ -27,7 +27,6 @@ from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.testing.fido_models import tiny_backbone
-from keras_fido.testing.recipes import load_recipe
 from keras_fido.testing.t5_reference import random_fid_inputs
 
 VOCAB = 128
@@ -278,7 +277,7 @@ RECIPE_CASES = {
 
 @pytest.mark.parametrize("case", sorted(RECIPE_CASES))
 def test_recipe_command_line_exits_with_a_clear_message(
-    files, tmp_path, capsys, case
+    files, tmp_path, capsys, case, load_recipe
 ):
     name, argv, message = RECIPE_CASES[case]
     argv = [a.format(root=files, out=tmp_path / "out") for a in argv]

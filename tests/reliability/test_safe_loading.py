@@ -10,10 +10,10 @@ import zipfile
 
 import keras
 import pytest
-from keras.src.backend.common import global_state
-from keras.src.saving.serialization_lib import in_safe_mode
-from keras.src.utils.python_utils import func_dump
 
+from keras_fido._compat import SafeModeScope
+from keras_fido._compat import func_dump
+from keras_fido._compat import in_safe_mode
 from keras_fido.models import FiDOBackbone
 from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
@@ -61,10 +61,10 @@ def serialized(model):
 def unsafe_mode():
     """`keras.config.enable_unsafe_deserialization()` for one test: a
     user may have called it; loading a preset must stay safe anyway."""
-    previous = in_safe_mode()
-    keras.config.enable_unsafe_deserialization()
-    yield
-    global_state.set_global_attribute("safe_mode_saving", previous)
+    # The scope restores the caller's setting when the test ends.
+    with SafeModeScope(in_safe_mode()):
+        keras.config.enable_unsafe_deserialization()
+        yield
 
 
 @pytest.fixture(scope="module")
