@@ -102,7 +102,8 @@ def export_onnx(
         )
     if quantize not in (None, "int8"):
         raise ValueError(
-            f"`quantize` must be None or 'int8'. Received: quantize={quantize!r}"
+            "`quantize` must be None or 'int8'. "
+            f"Received: quantize={quantize!r}"
         )
     if not 0.0 <= float(agreement_threshold) <= 1.0:
         raise ValueError(

@@ -68,7 +68,8 @@ class OnnxReader:
                 raise ValueError(
                     f"The export in {self.directory!r} is missing its {name} "
                     f"graph {os.path.basename(path)!r} (named by "
-                    f"{MANIFEST_FILE}). Found: {sorted(os.listdir(self.directory))}"
+                    f"{MANIFEST_FILE}). Found: "
+                    f"{sorted(os.listdir(self.directory))}"
                 )
             self.sessions[name] = ort.InferenceSession(
                 path, options, providers=["CPUExecutionProvider"]
