@@ -153,6 +153,14 @@ def build_parser():
         "(copy bandwidth) (default 512)",
     )
     p.add_argument(
+        "--engine",
+        choices=["keras", "onnxruntime"],
+        default="keras",
+        help="keras (the KERAS_BACKEND) or onnxruntime (the variant "
+        "exported with keras_fido.export.export_onnx and served by "
+        "OnnxReader; float32, greedy) (default keras)",
+    )
+    p.add_argument(
         "--peer",
         choices=["transformers"],
         default=None,
@@ -337,6 +345,11 @@ def run(args, argv=None):
     from keras_fido.benchmark.runner import machine_info
     from keras_fido.benchmark.runner import run_variant
 
+    if args.engine == "onnxruntime":
+        from keras_fido.benchmark.onnx_engine import run_onnx_variant
+
+        run_variant = run_onnx_variant  # noqa: F811
+
     setting = dict(
         size=args.size,
         batch_size=args.batch_size,
@@ -351,6 +364,7 @@ def run(args, argv=None):
         "command": "python -m keras_fido.benchmark "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "title": args.title,
+        "engine": args.engine,
         "setting": setting,
         "machine": machine_info(),
         "plots": {},
