@@ -162,7 +162,7 @@ def build_parser():
     )
     p.add_argument(
         "--peer",
-        choices=["transformers"],
+        choices=["transformers", "onnxruntime"],
         default=None,
         help="also time the fid variant through HuggingFace transformers "
         "T5 (PyTorch, FiD-style) and print keras_fido / peer ratios; "
@@ -435,7 +435,11 @@ def _peer(args, setting, records):
     from keras_fido.benchmark.peer import run_transformers_fid
 
     fid = next(r for r in records if r["variant"] == "fid")
-    print("timing the transformers peer", flush=True)
+    if args.peer == "onnxruntime":
+        from keras_fido.benchmark.onnx_engine import run_onnxruntime_fid
+
+        run_transformers_fid = run_onnxruntime_fid  # noqa: F811
+    print(f"timing the {args.peer} peer", flush=True)
     peer = run_transformers_fid(
         fid["config"],
         setting["batch_size"],
@@ -456,7 +460,7 @@ def _peer(args, setting, records):
     }
     peer["ratios"] = peer_ratios(fid, peer)
     print(
-        "keras_fido / transformers: "
+        f"keras_fido / {args.peer}: "
         + ", ".join(
             f"{k} {v:.2f}x" for k, v in peer["ratios"].items() if v is not None
         ),

@@ -62,3 +62,29 @@ def test_onnxruntime_engine_records_float_and_int8_figures(tmp_path):
         > fido["cross_attention_cache_bytes_per_sample"]
     )
     assert "| fid | int8 |" in (tmp_path / "table.md").read_text()
+
+
+def test_onnxruntime_peer_times_converted_transformers_t5(tmp_path):
+    pytest.importorskip("transformers")
+    path = tmp_path / "p.json"
+    main(
+        TINY
+        + [
+            "--engine",
+            "onnxruntime",
+            "--peer",
+            "onnxruntime",
+            "--variants",
+            "fid",
+            "--json",
+            str(path),
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    peer = json.loads(path.read_text())["peer"]
+    assert peer["library"] == "onnxruntime"
+    assert peer["encoder_ms_per_sample"] > 0
+    assert peer["decoder_ms_per_sample"] > 0
+    assert set(peer["ratios"]) == {"encoder", "decoder", "total"}
+    assert all(v > 0 for v in peer["ratios"].values())
