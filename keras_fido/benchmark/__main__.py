@@ -22,7 +22,9 @@ modes (combine freely, except --max-batch, which replaces the timing):
   --roofline     also measure peak FLOP/s, read bandwidth and the small-batch
                  matmul rate, report measured / lower bound for the encoder
                  and the decoder step
-  --peer         also time vanilla FiD through HuggingFace transformers
+  --peer         also time vanilla FiD through HuggingFace transformers, or
+                 (onnxruntime) transformers' T5 exported to ONNX
+  --engine       keras (default) or onnxruntime: the exported graphs
   --quantize     also time each variant after keras.Model.quantize
   --beam N       also time N-beam search against greedy at batch size 1
   --max-batch    largest batch within --memory-budget-gib (no timing)
