@@ -22,7 +22,9 @@ modes (combine freely, except --max-batch, which replaces the timing):
   --roofline     also measure peak FLOP/s, read bandwidth and the small-batch
                  matmul rate, report measured / lower bound for the encoder
                  and the decoder step
-  --peer         also time vanilla FiD through HuggingFace transformers
+  --peer         also time vanilla FiD through HuggingFace transformers, or
+                 (onnxruntime) transformers' T5 exported to ONNX
+  --engine       keras (default) or onnxruntime: the exported graphs
   --quantize     also time each variant after keras.Model.quantize
   --beam N       also time N-beam search against greedy at batch size 1
   --max-batch    largest batch within --memory-budget-gib (no timing)
@@ -153,8 +155,16 @@ def build_parser():
         "(copy bandwidth) (default 512)",
     )
     p.add_argument(
+        "--engine",
+        choices=["keras", "onnxruntime"],
+        default="keras",
+        help="keras (the KERAS_BACKEND) or onnxruntime (the variant "
+        "exported with keras_fido.export.export_onnx and served by "
+        "OnnxReader; float32, greedy) (default keras)",
+    )
+    p.add_argument(
         "--peer",
-        choices=["transformers"],
+        choices=["transformers", "onnxruntime"],
         default=None,
         help="also time the fid variant through HuggingFace transformers "
         "T5 (PyTorch, FiD-style) and print keras_fido / peer ratios; "
@@ -337,6 +347,11 @@ def run(args, argv=None):
     from keras_fido.benchmark.runner import machine_info
     from keras_fido.benchmark.runner import run_variant
 
+    if args.engine == "onnxruntime":
+        from keras_fido.benchmark.onnx_engine import run_onnx_variant
+
+        run_variant = run_onnx_variant  # noqa: F811
+
     setting = dict(
         size=args.size,
         batch_size=args.batch_size,
@@ -351,6 +366,7 @@ def run(args, argv=None):
         "command": "python -m keras_fido.benchmark "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "title": args.title,
+        "engine": args.engine,
         "setting": setting,
         "machine": machine_info(),
         "plots": {},
@@ -421,7 +437,11 @@ def _peer(args, setting, records):
     from keras_fido.benchmark.peer import run_transformers_fid
 
     fid = next(r for r in records if r["variant"] == "fid")
-    print("timing the transformers peer", flush=True)
+    if args.peer == "onnxruntime":
+        from keras_fido.benchmark.onnx_engine import run_onnxruntime_fid
+
+        run_transformers_fid = run_onnxruntime_fid  # noqa: F811
+    print(f"timing the {args.peer} peer", flush=True)
     peer = run_transformers_fid(
         fid["config"],
         setting["batch_size"],
@@ -442,7 +462,7 @@ def _peer(args, setting, records):
     }
     peer["ratios"] = peer_ratios(fid, peer)
     print(
-        "keras_fido / transformers: "
+        f"keras_fido / {args.peer}: "
         + ", ".join(
             f"{k} {v:.2f}x" for k, v in peer["ratios"].items() if v is not None
         ),

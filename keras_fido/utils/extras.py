@@ -13,6 +13,8 @@ EXTRAS = {
     "bm25s": "demo",
     "countryinfo": "demo",
     "matplotlib": "benchmark",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
 }
 
 
