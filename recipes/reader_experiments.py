@@ -134,7 +134,12 @@ class CopyWatch(keras.callbacks.Callback):
             predictions, [e["answers"] for e in self.examples]
         )["exact_match"]
         self.log.append(
-            {"epoch": epoch + 1, "copy_em": em, "loss": float(logs["loss"])}
+            {
+                "phase": self.phase,
+                "epoch": epoch + 1,
+                "copy_em": em,
+                "loss": float(logs["loss"]),
+            }
         )
         print(
             f"\n  copy-EM after epoch {epoch + 1}: {em:.1f} "
