@@ -52,8 +52,20 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
     Examples:
     ```python
-    backbone = keras_fido.models.FiDOBackbone.from_preset("fido_tiny")
-    reader = keras_fido.models.FiDOSeq2SeqLM(backbone, preprocessor)
+    from keras_fido.data import train_sentencepiece
+    from keras_fido.models import FiDOBackbone, FiDOSeq2SeqLM
+    from keras_fido.models import FiDOSeq2SeqLMPreprocessor, FiDOTokenizer
+
+    text = ["The capital of France is Paris.", "Its capital is Paris."] * 50
+    proto = train_sentencepiece(text, vocab_size=60, hard_vocab_limit=False)
+    tokenizer = FiDOTokenizer(proto=proto)
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        tokenizer, num_passages=2, passage_length=64, decoder_sequence_length=8
+    )
+    # The preset's 32,128 rows exceed the tokenizer: ids it cannot
+    # detokenize are never generated.
+    backbone = FiDOBackbone.from_preset("fido_tiny")
+    reader = FiDOSeq2SeqLM(backbone, preprocessor)
     reader.generate({
         "question": "what is the capital of france",
         "passages": [{"title": "France", "text": "Its capital is Paris."}],

@@ -565,3 +565,20 @@ def test_fit_rejects_bad_input_naming_the_field(
         data[replace[0]] = replace[1]
     with pytest.raises(ValueError, match=re.escape(field)):
         fit_reader.fit(data, batch_size=1, epochs=1, verbose=0)
+
+
+def test_docstring_example_runs_as_written():
+    import textwrap
+
+    code = re.search(r"```python\n(.*?)```", FiDOSeq2SeqLM.__doc__, re.S).group(
+        1
+    )
+    namespace = {}
+    exec(textwrap.dedent(code), namespace)
+    answer = namespace["reader"].generate(
+        {
+            "question": "what is the capital of france",
+            "passages": [{"title": "France", "text": "Its capital is Paris."}],
+        }
+    )
+    assert isinstance(answer, str)
