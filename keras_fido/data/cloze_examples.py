@@ -3,7 +3,7 @@
 import random
 import re
 
-from keras_fido.data.counterfactual_examples import _scrambler
+from keras_fido.data.counterfactual_examples import letter_scrambler
 
 # A sentence ends at ., ! or ? followed by a space and a capital or digit;
 # "St. Lucia" and "1.5" stay whole.
@@ -164,7 +164,7 @@ def cloze_examples(
                 for sentence in _sentences(str(ctx.get("text", "")))
             ]
             rng.shuffle(sentences)
-            scramble = _scrambler(rng) if answers == "scrambled" else None
+            scramble = letter_scrambler(rng) if answers == "scrambled" else None
             for position, sentence in sentences:
                 cloze = _cloze(
                     sentence, rng, max_span_words, min_chars, blank, scramble

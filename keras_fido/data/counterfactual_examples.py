@@ -18,7 +18,7 @@ _CONSONANTS = "bcdfghjklmnpqrstvwxyz"
 _DIGITS = "0123456789"
 
 
-def _scrambler(rng):
+def letter_scrambler(rng):
     """A random letter and digit substitution that keeps the string's shape.
 
     Vowels map to vowels and consonants to consonants (so the result stays
@@ -139,7 +139,7 @@ def _scrambled_answers(example, rng):
     target = example["target"]
 
     def draw():
-        scramble = _scrambler(rng)
+        scramble = letter_scrambler(rng)
         new_target = scramble(target)
         return [
             a.replace(target, new_target) if target in a else scramble(a)

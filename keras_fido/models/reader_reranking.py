@@ -51,16 +51,18 @@ def reader_passage_scores(reader, examples, batch_size=32):
             "`reader` needs a preprocessor to score raw examples. Received "
             "a reader with `preprocessor=None`; attach one first."
         )
-    scores = []
+    scores, preprocessors = [], {}
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
         counts = [
             len(example.get(_passage_key(example)) or []) for example in batch
         ]
-        preprocessor = _scoring_preprocessor(
-            reader.preprocessor, max(max(counts), 1)
-        )
-        x = preprocessor.generate_preprocess(batch)
+        slots = max(max(counts), 1)
+        if slots not in preprocessors:
+            preprocessors[slots] = _scoring_preprocessor(
+                reader.preprocessor, slots
+            )
+        x = preprocessors[slots].generate_preprocess(batch)
         rows = reader.score_passages(
             {
                 "encoder_token_ids": x["encoder_token_ids"],
