@@ -207,7 +207,7 @@ def reranking_report(reader, wide_test, num_passages, batch_size):
     bm25_top = [dict(e, ctxs=e["ctxs"][:num_passages]) for e in wide_test]
     scores = reader_passage_scores(reader, wide_test, batch_size)
     reranked = rerank_by_reader_scores(
-        reader, wide_test, num_passages, batch_size
+        reader, wide_test, num_passages, scores=scores
     )
     answers = [e["answers"] for e in wide_test]
     em = {}

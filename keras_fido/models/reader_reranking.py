@@ -73,7 +73,9 @@ def reader_passage_scores(reader, examples, batch_size=32):
     return scores
 
 
-def rerank_by_reader_scores(reader, examples, num_passages, batch_size=32):
+def rerank_by_reader_scores(
+    reader, examples, num_passages, batch_size=32, scores=None
+):
     """Keeps each example's `num_passages` passages the reader finds best.
 
     FiD-KD's premise (Izacard & Grave, https://arxiv.org/abs/2012.04584):
@@ -87,6 +89,9 @@ def rerank_by_reader_scores(reader, examples, num_passages, batch_size=32):
             or `"passages"`).
         num_passages: int. Passages kept per example, best first.
         batch_size: int. Examples scored per call. Defaults to `32`.
+        scores: optional list of per-passage score arrays already computed
+            by `reader_passage_scores` for `examples`; `None` computes
+            them.
 
     Returns:
         A new list of example dicts (the input is not modified) whose
@@ -95,10 +100,15 @@ def rerank_by_reader_scores(reader, examples, num_passages, batch_size=32):
         retriever's order.
     """
     check_positive_int("num_passages", num_passages)
+    if scores is None:
+        scores = reader_passage_scores(reader, examples, batch_size)
+    if len(scores) != len(examples):
+        raise ValueError(
+            "`scores` must hold one array per example. Received "
+            f"{len(scores)} score arrays for {len(examples)} examples."
+        )
     reranked = []
-    for example, row in zip(
-        examples, reader_passage_scores(reader, examples, batch_size)
-    ):
+    for example, row in zip(examples, scores):
         key = _passage_key(example)
         order = np.argsort(-row, kind="stable")[:num_passages]
         passages = [

@@ -79,6 +79,11 @@ def test_rerank_keeps_the_best_scored_passages_in_order(reader):
         kept = [c["reader_score"] for c in new["ctxs"]]
         assert kept == sorted(kept, reverse=True)
     assert reranked[2]["ctxs"] == []
+    # Scores computed once can be passed in: the same reranking.
+    assert (
+        rerank_by_reader_scores(reader, EXAMPLES, num_passages=2, scores=scores)
+        == reranked
+    )
     # The reranked examples are read as usual.
     assert len(reader.generate(reranked)) == 3
 
@@ -96,6 +101,8 @@ def test_precision_at_1_against_the_retriever_order():
 def test_bad_input_is_named(reader):
     with pytest.raises(ValueError, match="num_passages"):
         rerank_by_reader_scores(reader, EXAMPLES, num_passages=0)
+    with pytest.raises(ValueError, match="scores"):
+        rerank_by_reader_scores(reader, EXAMPLES, 2, scores=[np.ones(4)])
     with pytest.raises(ValueError, match="batch_size"):
         reader_passage_scores(reader, EXAMPLES, batch_size=0)
     with pytest.raises(ValueError, match="preprocessor"):
