@@ -102,6 +102,12 @@ def export_onnx(
             "`seq_2_seq_lm` must be a `FiDOSeq2SeqLM`. Received: "
             f"{type(seq_2_seq_lm).__name__}"
         )
+    if getattr(backbone, "copy_attention", False):
+        raise ValueError(
+            "The ONNX graphs hold T5's vocabulary output only; a backbone "
+            "with `copy_attention=True` exports as a SavedModel "
+            "(`export_saved_model`). Received: copy_attention=True"
+        )
     if quantize not in (None, "int8"):
         raise ValueError(
             "`quantize` must be None or 'int8'. "

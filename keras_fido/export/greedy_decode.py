@@ -93,7 +93,12 @@ def greedy_decode(
         # Feed the token at `index - 1`; its logits predict `index`.
         token = tf.gather(token_ids, [index - 1], axis=1)
         logits, _, self_cache = seq_2_seq_lm.call_decoder_with_cache(
-            token, encoder_padding_mask, self_cache, index - 1, cross_cache
+            token,
+            encoder_padding_mask,
+            self_cache,
+            index - 1,
+            cross_cache,
+            encoder_token_ids,
         )
         logits = tf.cast(logits[:, 0, :], "float32")
         # The sampler's choice: argmax of the float32 softmax.

@@ -1,5 +1,6 @@
 """Keras layers of FiD and FiDO."""
 
+from keras_fido.layers.copy_attention_head import CopyAttentionHead
 from keras_fido.layers.cross_attention_schedule import (
     cross_attention_layer_indices,
 )
@@ -15,6 +16,7 @@ from keras_fido.layers.relative_position_bias import RelativePositionBias
 from keras_fido.layers.t5_layer_norm import T5LayerNorm
 
 __all__ = [
+    "CopyAttentionHead",
     "FiDODecoder",
     "FiDOEncoder",
     "FiDOTransformerLayer",

@@ -292,6 +292,41 @@ class FiDODecoder(keras.layers.Layer):
     def compute_output_shape(self, token_embeddings_shape, *args, **kwargs):
         return token_embeddings_shape
 
+    def compute_output_spec(
+        self,
+        token_embeddings,
+        encoder_output=None,
+        *args,
+        return_attention_scores=False,
+        **kwargs,
+    ):
+        if return_attention_scores and kwargs.get("self_attention_cache"):
+            return super().compute_output_spec(
+                token_embeddings,
+                encoder_output,
+                *args,
+                return_attention_scores=return_attention_scores,
+                **kwargs,
+            )
+        x = keras.KerasTensor(token_embeddings.shape, self.compute_dtype)
+        if not return_attention_scores:
+            return x
+        # The functional graph's case: no cache, scores per cross layer.
+        batch, length = token_embeddings.shape[0], token_embeddings.shape[1]
+        source = None if encoder_output is None else encoder_output.shape[1]
+        shape = (
+            batch,
+            self.num_key_value_heads,
+            self.num_heads // self.num_key_value_heads,
+            length,
+            source,
+        )
+        scores = tuple(
+            keras.KerasTensor(shape, "float32")
+            for _ in self.cross_attention_layers
+        )
+        return x, scores
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -11,6 +11,7 @@ from keras_hub.models import Backbone
 from keras_fido._compat import SafeModeScope
 from keras_fido._compat import classproperty
 from keras_fido._compat import get_preset_file
+from keras_fido.layers.copy_attention_head import CopyAttentionHead
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
 from keras_fido.models.fido_presets import backbone_presets
@@ -67,6 +68,14 @@ class FiDOBackbone(Backbone):
         tie_embedding_weights: bool. Use the input embedding as the output
             projection (T5 v1.0 style, with its `d**-0.5` logit scaling).
             Defaults to False (T5.1.1).
+        copy_attention: bool. Add a copy head
+            (`keras_fido.layers.CopyAttentionHead`): the output distribution
+            mixes the vocabulary softmax with the last cross-attending
+            layer's attention over the passage tokens, so a reader can
+            answer with pieces it has never produced as targets. The
+            outputs then also hold `decoder_copy_attention_scores`, and
+            `token_logits` needs the scores and the encoder token ids.
+            Defaults to False (T5.1.1's output).
         dtype: a dtype policy (e.g. `"float32"`, `"mixed_bfloat16"`).
 
     Inputs:
@@ -113,6 +122,7 @@ class FiDOBackbone(Backbone):
         dropout=0.1,
         layer_norm_epsilon=1e-6,
         tie_embedding_weights=False,
+        copy_attention=False,
         dtype=None,
         **kwargs,
     ):
@@ -170,6 +180,18 @@ class FiDOBackbone(Backbone):
             dtype=dtype,
             name="decoder",
         )
+        copy_head = None
+        if copy_attention:
+            copy_head = CopyAttentionHead(
+                num_heads=decoder_num_heads,
+                vocabulary_size=vocabulary_size,
+                dtype=dtype,
+                name="copy_head",
+            )
+            # Built here, so a backbone saved alone carries its weights.
+            copy_head.build(
+                (None, None, vocabulary_size), (None, None, decoder_hidden_dim)
+            )
 
         # === Functional Model ===
         encoder_token_ids = keras.Input(
@@ -193,7 +215,12 @@ class FiDOBackbone(Backbone):
             encoder_output,
             encoder_padding_mask=encoder_padding_mask,
             decoder_padding_mask=decoder_padding_mask,
+            return_attention_scores=copy_attention,
         )
+        outputs = {}
+        if copy_attention:
+            decoder_output, scores = decoder_output
+            outputs["decoder_copy_attention_scores"] = scores[-1]
         super().__init__(
             inputs={
                 "encoder_token_ids": encoder_token_ids,
@@ -204,10 +231,15 @@ class FiDOBackbone(Backbone):
             outputs={
                 "encoder_sequence_output": encoder_output,
                 "decoder_sequence_output": decoder_output,
+                **outputs,
             },
             dtype=dtype,
             **kwargs,
         )
+
+        # Outside the functional graph (it needs the task's inputs), so
+        # tracked once the model exists: torch registers modules only then.
+        self.copy_head = copy_head
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -227,6 +259,7 @@ class FiDOBackbone(Backbone):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tie_embedding_weights = tie_embedding_weights
+        self.copy_attention = copy_attention
 
     def save_to_preset(self, preset_dir, **kwargs):
         """As keras-hub's `save_to_preset`, written atomically: into a
@@ -360,13 +393,40 @@ class FiDOBackbone(Backbone):
             layout_map[pattern] = axes
         return layout_map
 
-    def token_logits(self, decoder_sequence_output):
-        """Vocabulary logits `[B, T, V]` from decoder states `[B, T, d]`."""
+    def token_logits(
+        self,
+        decoder_sequence_output,
+        copy_attention_scores=None,
+        encoder_token_ids=None,
+    ):
+        """Vocabulary logits `[B, T, V]` from decoder states `[B, T, d]`.
+
+        With `copy_attention`, also give the last cross-attending layer's
+        `copy_attention_scores` (`[B, kv, group, T, S]`) and the
+        `encoder_token_ids` they attend to; the result is then the log of
+        the copy head's mixed distribution.
+        """
         x = decoder_sequence_output
         if self.tie_embedding_weights:
             # T5 v1.0 rescales before reusing the input embedding.
             x = x * ops.cast(self.decoder_hidden_dim**-0.5, x.dtype)
-        return self.token_embedding(x, reverse=True)
+        logits = self.token_embedding(x, reverse=True)
+        if self.copy_head is None:
+            return logits
+        if copy_attention_scores is None or encoder_token_ids is None:
+            raise ValueError(
+                "A backbone with `copy_attention=True` needs "
+                "`copy_attention_scores` and `encoder_token_ids` to form "
+                "its output distribution. Received: copy_attention_scores="
+                f"{_kind(copy_attention_scores)}, encoder_token_ids="
+                f"{_kind(encoder_token_ids)}"
+            )
+        return self.copy_head(
+            logits,
+            decoder_sequence_output,
+            copy_attention_scores,
+            encoder_token_ids,
+        )
 
     def call(self, inputs, training=None, mask=None):
         check_inputs(inputs, self.vocabulary_size)
@@ -397,6 +457,7 @@ class FiDOBackbone(Backbone):
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "tie_embedding_weights": self.tie_embedding_weights,
+                "copy_attention": self.copy_attention,
             }
         )
         return config
@@ -424,6 +485,10 @@ class FiDOBackbone(Backbone):
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs
             )
+
+
+def _kind(value):
+    return "None" if value is None else "a tensor"
 
 
 def default_safe_mode():

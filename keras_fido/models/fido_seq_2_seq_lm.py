@@ -84,8 +84,12 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
         # === Functional Model ===
         inputs = backbone.input
-        hidden_states = backbone(inputs)["decoder_sequence_output"]
-        outputs = backbone.token_logits(hidden_states)
+        outputs = backbone(inputs)
+        outputs = backbone.token_logits(
+            outputs["decoder_sequence_output"],
+            outputs.get("decoder_copy_attention_scores"),
+            inputs["encoder_token_ids"],
+        )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._tokenizer_vocabulary = (None, None)
         self.tokenizer_vocabulary_size()  # Refuses a larger tokenizer.
@@ -172,6 +176,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         self_attention_cache,
         cache_update_index,
         cross_attention_cache,
+        encoder_token_ids=None,
     ):
         """One decoding step (or several tokens) with the caches.
 
@@ -183,20 +188,26 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             cache_update_index: scalar, position of the first token.
             cross_attention_cache: tuple of cross-attention K/V, one per
                 cross-attending layer.
+            encoder_token_ids: `[B, P, L]` passage ids; needed only by a
+                backbone with `copy_attention`.
 
         Returns:
             `(logits [B, T, V], hidden_states [B, T, d], self_attention_cache)`.
         """
         backbone = self.backbone
-        hidden_states, self_attention_cache = backbone.decoder(
+        copy = backbone.copy_attention
+        outputs = backbone.decoder(
             backbone.token_embedding(decoder_token_ids),
             encoder_padding_mask=encoder_padding_mask,
             self_attention_cache=self_attention_cache,
             cache_update_index=cache_update_index,
             cross_attention_cache=cross_attention_cache,
+            return_attention_scores=copy,
         )
+        hidden_states, self_attention_cache = outputs[:2]
+        scores = outputs[2][-1] if copy else None
         logits = mask_padding_vocabulary(
-            backbone.token_logits(hidden_states),
+            backbone.token_logits(hidden_states, scores, encoder_token_ids),
             self.tokenizer_vocabulary_size(),
         )
         return logits, hidden_states, self_attention_cache
@@ -299,6 +310,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                 self_cache,
                 position,
                 cross_attention_cache,
+                encoder_token_ids,
             )
             return (
                 ops.squeeze(logits, axis=1),

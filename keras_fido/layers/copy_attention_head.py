@@ -1,0 +1,117 @@
+"""A copy head: answer tokens may be copied from the passages."""
+
+import keras
+from keras import ops
+
+from keras_fido.utils.checks import check_keyword_arguments
+from keras_fido.utils.checks import check_positive_int
+
+# Keeps the log of a probability finite where both parts give it none.
+_EPSILON = 1e-9
+
+
+@keras.saving.register_keras_serializable(package="keras_fido")
+class CopyAttentionHead(keras.layers.Layer):
+    """Mixes the vocabulary softmax with a copy of the attended tokens.
+
+    A pointer-generator output (See et al., https://arxiv.org/abs/1704.04368)
+    on the decoder's last cross-attending layer. Its cross-attention
+    probabilities, mixed over query heads by learned weights, form a
+    distribution over the encoder's tokens; scattered onto the vocabulary
+    by the tokens' ids, it becomes a copy distribution. A learned gate of
+    the decoder state mixes it with the usual softmax:
+
+        p(y) = g * softmax(logits)[y] + (1 - g) * sum_{j: x_j = y} a_j
+
+    The layer returns `log p`, which `fit()` treats as logits (the log of a
+    distribution is its own log-softmax) and which every sampler reads as
+    logits. The head lets a reader trained from scratch answer with a
+    piece it has never produced as a target: the piece only has to be
+    attended to. Without it, T5's untied output projection has never
+    learned a row for such a piece.
+
+    Args:
+        num_heads: int. Query heads of the cross-attention that is read.
+        vocabulary_size: int. Rows of the output distribution.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call arguments:
+        logits: `[B, T, V]` vocabulary logits.
+        hidden_states: `[B, T, d]` decoder states (the gate's input).
+        attention_scores: `[B, num_key_value_heads, group, T, S]`
+            cross-attention probabilities of one layer.
+        encoder_token_ids: `[B, P, L]` (or `[B, S]`) ids of the attended
+            tokens, `S = P*L`.
+
+    Examples:
+    ```python
+    head = keras_fido.layers.CopyAttentionHead(num_heads=2,
+                                               vocabulary_size=10)
+    log_p = head(
+        np.zeros((1, 1, 10), "float32"), np.ones((1, 1, 4), "float32"),
+        np.full((1, 1, 2, 1, 3), 1 / 3, "float32"),
+        np.array([[[4, 5, 5]]], "int32"))
+    np.exp(log_p).sum(-1)  # [[1.]]
+    ```
+    """
+
+    def __init__(self, num_heads, vocabulary_size, **kwargs):
+        check_keyword_arguments(self, kwargs)
+        super().__init__(**kwargs)
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("vocabulary_size", vocabulary_size)
+        self.num_heads = num_heads
+        self.vocabulary_size = vocabulary_size
+        self.gate = keras.layers.Dense(
+            1, dtype=self.dtype_policy, name="gate"
+        )
+
+    def build(self, logits_shape, hidden_states_shape, *args):
+        self.gate.build(hidden_states_shape)
+        # Zeros: every head is read equally at the start.
+        self.head_logits = self.add_weight(
+            name="head_logits", shape=(self.num_heads,), initializer="zeros"
+        )
+        self.built = True
+
+    def call(self, logits, hidden_states, attention_scores, encoder_token_ids):
+        scores = ops.cast(attention_scores, "float32")
+        batch, length = ops.shape(scores)[0], ops.shape(scores)[3]
+        # [B, kv, g, T, S] -> [B, T, S, heads], heads in query-head order.
+        scores = ops.transpose(scores, (0, 3, 4, 1, 2))
+        scores = ops.reshape(scores, (batch, length, -1, self.num_heads))
+        weights = ops.softmax(ops.cast(self.head_logits, "float32"))
+        attention = ops.sum(scores * weights, axis=-1)  # [B, T, S]
+        copy = self.scatter_to_vocabulary(attention, encoder_token_ids)
+        gate = ops.sigmoid(ops.cast(self.gate(hidden_states), "float32"))
+        vocabulary = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        return ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)
+
+    def scatter_to_vocabulary(self, attention, encoder_token_ids):
+        """`[B, T, S]` weights over tokens -> `[B, T, V]` over their ids.
+
+        One segment sum over `B * V` segments: never a `[B, S, V]` one-hot,
+        which at T5's 32k pieces and FiD's 10k tokens would not fit.
+        """
+        batch, length = ops.shape(attention)[0], ops.shape(attention)[1]
+        vocabulary = self.vocabulary_size
+        ids = ops.reshape(ops.cast(encoder_token_ids, "int32"), (batch, -1))
+        rows = ops.arange(batch, dtype="int32")[:, None] * vocabulary
+        segments = ops.reshape(ids + rows, (-1,))
+        data = ops.reshape(ops.transpose(attention, (0, 2, 1)), (-1, length))
+        summed = ops.segment_sum(data, segments, num_segments=batch * vocabulary)
+        summed = ops.reshape(summed, (batch, vocabulary, length))
+        return ops.transpose(summed, (0, 2, 1))
+
+    def compute_output_shape(self, logits_shape, *args):
+        return logits_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "vocabulary_size": self.vocabulary_size,
+            }
+        )
+        return config
