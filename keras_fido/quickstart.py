@@ -41,12 +41,17 @@ ENCODER = dict(
 )
 
 
-def reader_configs(vocabulary_size):
-    """FiDO (LSA + MQ + a wider decoder) and vanilla FiD, same encoder."""
+def reader_configs(vocabulary_size, copy_attention=True):
+    """FiDO (LSA + MQ + a wider decoder) and vanilla FiD, same encoder.
+
+    Both get the copy head (`copy_attention`) unless asked otherwise: the
+    held-out answers are pieces neither reader has produced as a target.
+    """
     common = dict(
         vocabulary_size=vocabulary_size,
         key_value_dim=32,
         dropout=0.0,
+        copy_attention=copy_attention,
         **ENCODER,
     )
     fido = dict(
@@ -83,9 +88,15 @@ def parse_args(argv=None):
     p.add_argument(
         "--vocabulary-size",
         type=int,
-        default=800,
-        help="small, so that the pieces of unseen answers are seen in "
-        "training targets",
+        default=6000,
+        help="large enough that most answers are one or two pieces, "
+        "which the copy head copies whole",
+    )
+    p.add_argument(
+        "--copy-attention",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give both readers the copy head (FiDOBackbone's copy_attention)",
     )
     p.add_argument(
         "--counterfactual-copies",
@@ -354,7 +365,7 @@ def main(argv=None):
             f"{cut['target_tokens_cut']} answer tokens cut"
         )
     train = to_arrays(preprocessor, train_examples)
-    configs = reader_configs(tokenizer.vocabulary_size())
+    configs = reader_configs(tokenizer.vocabulary_size(), args.copy_attention)
     results = {}
     for name in [m for m in args.models.split(",") if m]:
         results[name] = run_reader(
@@ -371,6 +382,9 @@ def main(argv=None):
     for record in results.values():
         record["run_total_seconds"] = total
         record["test_answers_seen_in_training"] = seen
+        record["settings"] = {
+            k: v for k, v in vars(args).items() if k not in ("json",)
+        }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

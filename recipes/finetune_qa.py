@@ -1,7 +1,8 @@
 """Fine-tune a FiD / FiDO reader on FiD-format json and save a preset.
 
     python recipes/finetune_qa.py --train train.json --validation dev.json \
-        --preset fido_tiny --train-tokenizer 8000 --output runs/fido
+        --preset fido_tiny --train-tokenizer 8000 --output runs/fido \
+        --copy-attention
 
 The training file is streamed (`keras_fido.data.load_fid_json`), so it may
 be larger than memory. `--preset` is a named architecture (random weights,
@@ -43,6 +44,7 @@ from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import fine_tuning_optimizer
+from keras_fido.training import with_copy_head
 from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
 from keras_fido.training.distribution import DISTRIBUTIONS
 from keras_fido.training.distribution import distribution_context
@@ -93,6 +95,13 @@ def parse_args(argv=None):
         default=None,
         help="use only the first N training questions",
     )
+    p.add_argument(
+        "--copy-attention",
+        action="store_true",
+        help="give the reader the copy head (FiDOBackbone's "
+        "copy_attention), so answers can be copied from the passages; a "
+        "preset directory without it keeps all its weights",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--distribution",
@@ -129,6 +138,11 @@ def training_text(path, limit=20000):
 
 
 def build_reader(args):
+    reader = load_reader(args)
+    return with_copy_head(reader) if args.copy_attention else reader
+
+
+def load_reader(args):
     if os.path.isdir(args.preset):
         reader = FiDOSeq2SeqLM.from_preset(args.preset)
         if reader.preprocessor is None:

@@ -83,6 +83,11 @@ def parse_args(argv=None):
         help="redraw the untied output projection with std "
         "scale/sqrt(width) instead of Keras' std 1.0",
     )
+    p.add_argument(
+        "--copy-attention",
+        action="store_true",
+        help="give the reader the copy head (FiDOBackbone's copy_attention)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--limit",
@@ -95,7 +100,9 @@ def parse_args(argv=None):
 
 
 def reader_config(args, vocabulary_size):
-    config = quickstart.reader_configs(vocabulary_size)[args.model]
+    config = quickstart.reader_configs(vocabulary_size, args.copy_attention)[
+        args.model
+    ]
     if args.tie_embeddings:
         config["tie_embedding_weights"] = True
     if args.decoder_width:

@@ -62,9 +62,7 @@ class CopyAttentionHead(keras.layers.Layer):
         check_positive_int("vocabulary_size", vocabulary_size)
         self.num_heads = num_heads
         self.vocabulary_size = vocabulary_size
-        self.gate = keras.layers.Dense(
-            1, dtype=self.dtype_policy, name="gate"
-        )
+        self.gate = keras.layers.Dense(1, dtype=self.dtype_policy, name="gate")
 
     def build(self, logits_shape, hidden_states_shape, *args):
         self.gate.build(hidden_states_shape)
@@ -75,17 +73,21 @@ class CopyAttentionHead(keras.layers.Layer):
         self.built = True
 
     def call(self, logits, hidden_states, attention_scores, encoder_token_ids):
+        attention = self.copy_attention(attention_scores)
+        copy = self.scatter_to_vocabulary(attention, encoder_token_ids)
+        gate = ops.sigmoid(ops.cast(self.gate(hidden_states), "float32"))
+        vocabulary = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        return ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)
+
+    def copy_attention(self, attention_scores):
+        """`[B, kv, g, T, S]` probabilities -> `[B, T, S]`, heads mixed."""
         scores = ops.cast(attention_scores, "float32")
         batch, length = ops.shape(scores)[0], ops.shape(scores)[3]
         # [B, kv, g, T, S] -> [B, T, S, heads], heads in query-head order.
         scores = ops.transpose(scores, (0, 3, 4, 1, 2))
         scores = ops.reshape(scores, (batch, length, -1, self.num_heads))
         weights = ops.softmax(ops.cast(self.head_logits, "float32"))
-        attention = ops.sum(scores * weights, axis=-1)  # [B, T, S]
-        copy = self.scatter_to_vocabulary(attention, encoder_token_ids)
-        gate = ops.sigmoid(ops.cast(self.gate(hidden_states), "float32"))
-        vocabulary = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-        return ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)
+        return ops.sum(scores * weights, axis=-1)
 
     def scatter_to_vocabulary(self, attention, encoder_token_ids):
         """`[B, T, S]` weights over tokens -> `[B, T, V]` over their ids.
@@ -99,7 +101,9 @@ class CopyAttentionHead(keras.layers.Layer):
         rows = ops.arange(batch, dtype="int32")[:, None] * vocabulary
         segments = ops.reshape(ids + rows, (-1,))
         data = ops.reshape(ops.transpose(attention, (0, 2, 1)), (-1, length))
-        summed = ops.segment_sum(data, segments, num_segments=batch * vocabulary)
+        summed = ops.segment_sum(
+            data, segments, num_segments=batch * vocabulary
+        )
         summed = ops.reshape(summed, (batch, vocabulary, length))
         return ops.transpose(summed, (0, 2, 1))
 

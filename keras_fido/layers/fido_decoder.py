@@ -1,5 +1,7 @@
 """The FiDO decoder: a T5 decoder with layer-sparse cross-attention."""
 
+import collections
+
 import keras
 from keras import ops
 
@@ -10,6 +12,52 @@ from keras_fido.layers.fido_transformer_layer import FiDOTransformerLayer
 from keras_fido.layers.relative_position_bias import RelativePositionBias
 from keras_fido.layers.t5_layer_norm import T5LayerNorm
 from keras_fido.utils.checks import check_keyword_arguments
+
+
+class DecoderOutput(
+    collections.namedtuple(
+        "DecoderOutput",
+        ["hidden_states", "self_attention_cache", "attention_scores"],
+    )
+):
+    """What `FiDODecoder.decode` returns, always in this shape.
+
+    `hidden_states` `[B, T, hidden_dim]`; `self_attention_cache`, the
+    updated per-layer caches or `None` without a cache; `attention_scores`,
+    one float32 `[B, kv, group, T, S]` tensor per cross-attending layer.
+    """
+
+
+def causal_self_attention_mask(
+    length, key_length, query_offset=0, padding_mask=None
+):
+    """`[1 or B, T, key_length]` bool: a query sees itself and the past.
+
+    Queries sit at `query_offset ...`; `padding_mask` `[B, key_length]`
+    also hides padded keys (training only: with a cache, the causal mask
+    already hides the unwritten positions).
+    """
+    queries = ops.arange(length, dtype="int32") + ops.cast(
+        query_offset, "int32"
+    )
+    keys = ops.arange(key_length, dtype="int32")
+    mask = (keys[None, :] <= queries[:, None])[None, :, :]
+    if padding_mask is not None:
+        keys_valid = ops.cast(padding_mask, "bool")[:, None, :]
+        mask = ops.logical_and(mask, keys_valid)
+    return mask
+
+
+def cross_attention_mask(encoder_padding_mask):
+    """`[B, 1, S]` bool over the passages' tokens, or `None`.
+
+    `encoder_padding_mask` is `[B, S]` or `[B, P, L]`, `S = P*L`; its batch
+    is the samples' own (with beams, one row per sample).
+    """
+    if encoder_padding_mask is None:
+        return None
+    mask = ops.cast(encoder_padding_mask, "bool")
+    return ops.reshape(mask, (ops.shape(mask)[0], 1, -1))
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -209,39 +257,63 @@ class FiDODecoder(keras.layers.Layer):
         return_attention_scores=False,
         training=False,
     ):
+        out = self.decode(
+            token_embeddings,
+            encoder_output,
+            encoder_padding_mask,
+            decoder_padding_mask,
+            self_attention_cache,
+            cache_update_index,
+            cross_attention_cache,
+            training=training,
+        )
+        # The public edge: as many values as were asked for.
+        outputs = (out.hidden_states,)
+        if self_attention_cache is not None:
+            outputs += (out.self_attention_cache,)
+        if return_attention_scores:
+            outputs += (out.attention_scores,)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def decode(
+        self,
+        token_embeddings,
+        encoder_output=None,
+        encoder_padding_mask=None,
+        decoder_padding_mask=None,
+        self_attention_cache=None,
+        cache_update_index=None,
+        cross_attention_cache=None,
+        training=False,
+    ):
+        """The decoder pass, always as a `DecoderOutput`.
+
+        Arguments as `call`'s. `self_attention_cache` is `None` in the
+        result when none was given; `attention_scores` is always there.
+        Library code that needs a fixed shape calls this on a built layer.
+        """
         x = token_embeddings
-        length = ops.shape(x)[1]
         use_cache = self_attention_cache is not None
+        if use_cache and cache_update_index is None:
+            raise ValueError(
+                "`cache_update_index` is required with a "
+                "`self_attention_cache`."
+            )
+        length = ops.shape(x)[1]
+        key_length, query_offset = length, 0
         if use_cache:
-            if cache_update_index is None:
-                raise ValueError(
-                    "`cache_update_index` is required with a "
-                    "`self_attention_cache`."
-                )
             key_length = ops.shape(self_attention_cache[0])[3]
             query_offset = cache_update_index
-        else:
-            key_length, query_offset = length, 0
-        query_positions = ops.arange(length, dtype="int32") + ops.cast(
-            query_offset, "int32"
+        self_mask = causal_self_attention_mask(
+            length,
+            key_length,
+            query_offset,
+            None if use_cache else decoder_padding_mask,
         )
-        key_positions = ops.arange(key_length, dtype="int32")
-        self_mask = key_positions[None, :] <= query_positions[:, None]
-        self_mask = self_mask[None, :, :]
-        if decoder_padding_mask is not None and not use_cache:
-            keys_valid = ops.cast(decoder_padding_mask, "bool")[:, None, :]
-            self_mask = ops.logical_and(self_mask, keys_valid)
         bias = self.relative_position_bias.compute_bias(
             length, key_length, query_offset
         )
-
-        cross_mask = None
-        if encoder_padding_mask is not None:
-            # The mask's own batch: with beams it has one row per sample.
-            cross_mask = ops.cast(encoder_padding_mask, "bool")
-            cross_mask = ops.reshape(
-                cross_mask, (ops.shape(cross_mask)[0], 1, -1)
-            )
+        cross_mask = cross_attention_mask(encoder_padding_mask)
         if cross_attention_cache is None:
             if encoder_output is None:
                 raise ValueError(
@@ -252,7 +324,6 @@ class FiDODecoder(keras.layers.Layer):
             cross_attention_cache = (None,) * len(
                 self.cross_attention_layer_indices
             )
-
         x = self.dropout_layer(x, training=training)
         new_self_cache, scores = [], []
         cross_caches = iter(cross_attention_cache)
@@ -281,13 +352,9 @@ class FiDODecoder(keras.layers.Layer):
             if layer.cross_attention:
                 scores.append(layer_scores)
         x = self.dropout_layer(self.final_norm(x), training=training)
-
-        outputs = (x,)
-        if use_cache:
-            outputs += (tuple(new_self_cache),)
-        if return_attention_scores:
-            outputs += (tuple(scores),)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return DecoderOutput(
+            x, tuple(new_self_cache) if use_cache else None, tuple(scores)
+        )
 
     def compute_output_shape(self, token_embeddings_shape, *args, **kwargs):
         return token_embeddings_shape

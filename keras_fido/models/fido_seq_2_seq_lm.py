@@ -195,22 +195,20 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             `(logits [B, T, V], hidden_states [B, T, d], self_attention_cache)`.
         """
         backbone = self.backbone
-        copy = backbone.copy_attention
-        outputs = backbone.decoder(
+        out = backbone.decoder.decode(
             backbone.token_embedding(decoder_token_ids),
             encoder_padding_mask=encoder_padding_mask,
             self_attention_cache=self_attention_cache,
             cache_update_index=cache_update_index,
             cross_attention_cache=cross_attention_cache,
-            return_attention_scores=copy,
         )
-        hidden_states, self_attention_cache = outputs[:2]
-        scores = outputs[2][-1] if copy else None
+        logits = backbone.token_logits(
+            out.hidden_states, out.attention_scores[-1], encoder_token_ids
+        )
         logits = mask_padding_vocabulary(
-            backbone.token_logits(hidden_states, scores, encoder_token_ids),
-            self.tokenizer_vocabulary_size(),
+            logits, self.tokenizer_vocabulary_size()
         )
-        return logits, hidden_states, self_attention_cache
+        return logits, out.hidden_states, out.self_attention_cache
 
     def tokenizer_vocabulary_size(self):
         """The tokenizer's piece count, or `None` without a tokenizer
@@ -389,10 +387,15 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             inputs: raw inputs (with a preprocessor attached) or a dict of
                 `encoder_token_ids` and `encoder_padding_mask` `[B, P, L]`.
 
+        A reader with a copy head (`copy_attention`) scores a passage
+        instead by the mass its copy attention puts on the passage's
+        tokens at the first step: where it would copy its answer from.
+
         Returns:
             A numpy float32 array `[B, P]`; passages that are all padding
             score 0. Each row of scores over real tokens sums to
-            `1 / (tokens per passage)` on average, so compare within a row.
+            `1 / (tokens per passage)` on average (to 1 with a copy head),
+            so compare within a row.
         """
         if self.preprocessor is not None and not _is_token_dict(inputs):
             batches, _ = self._normalize_generate_inputs(inputs)
@@ -404,12 +407,17 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         batch, passages, length = ops.shape(token_ids)
         start = ops.zeros((batch, 1), "int32")
         backbone = self.backbone
-        _, scores = backbone.decoder(
+        scores = backbone.decoder.decode(
             backbone.token_embedding(start),
             self.encode(token_ids, padding_mask),
             encoder_padding_mask=padding_mask,
-            return_attention_scores=True,
-        )
+        ).attention_scores
+        if backbone.copy_head is not None:
+            # Where the reader would copy its first piece from.
+            copy = backbone.copy_head.copy_attention(scores[-1])[:, 0]
+            copy = ops.reshape(copy, (batch, passages, length))
+            mask = ops.cast(padding_mask, copy.dtype)
+            return ops.convert_to_numpy(ops.sum(copy * mask, axis=-1))
         # [B, kv, group, 1, S] per layer -> mean over layers and heads.
         mean = ops.mean(
             ops.stack([ops.mean(s, axis=(1, 2, 3)) for s in scores]), axis=0

@@ -1,6 +1,8 @@
-"""Training: the FiDO optimizer and T5's learning-rate schedule."""
+"""Training: the FiDO optimizer, T5's learning-rate schedule, the copy
+head for readers trained without it."""
 
 from keras_fido.training.adafactor_adam import AdafactorAdam
+from keras_fido.training.copy_head import with_copy_head
 from keras_fido.training.distribution import distribution_context
 from keras_fido.training.optimizer import fine_tuning_optimizer
 from keras_fido.training.optimizer import pretraining_optimizer
@@ -12,4 +14,5 @@ __all__ = [
     "distribution_context",
     "fine_tuning_optimizer",
     "pretraining_optimizer",
+    "with_copy_head",
 ]

@@ -169,3 +169,87 @@ def test_finetune_refuses_to_resume_a_different_architecture(
     assert "backbone.decoder_num_key_value_heads" in message
     assert "backbone.cross_attention_interval" in message
     assert "new --output" in message
+
+
+def test_quickstart_records_its_settings_and_copy_head(tmp_path):
+    from keras_fido import quickstart
+
+    out = tmp_path / "figures.json"
+    quickstart.main(
+        ["--limit", "6", "--epochs", "1", "--batch-size", "6"]
+        + ["--passages", "2", "--passage-length", "24"]
+        + ["--vocabulary-size", "400", "--models", "fido"]
+        + ["--json", str(out)]
+    )
+    settings = json.loads(out.read_text())["fido"]["settings"]
+    assert settings["copy_attention"] is True
+    assert settings["vocabulary_size"] == 400
+
+
+def test_finetune_with_the_copy_head(country_qa_dir, tmp_path, load_recipe):
+    finetune = load_recipe("finetune_qa")
+    output = tmp_path / "run"
+    finetune.main(
+        ["--train", str(country_qa_dir / "train.json")]
+        + ["--validation", str(country_qa_dir / "validation.json")]
+        + ["--preset", "fido_tiny", "--train-tokenizer", "400"]
+        + ["--output", str(output), "--num-passages", "2"]
+        + ["--passage-length", "24", "--answer-length", "6"]
+        + ["--epochs", "1", "--batch-size", "4", "--train-limit", "4"]
+        + ["--validation-limit", "2", "--copy-attention"]
+    )
+    config = json.loads((output / "preset" / "config.json").read_text())
+    assert config["config"]["backbone"]["config"]["copy_attention"] is True
+
+
+def test_quality_ladder_refuses_an_unknown_variant(load_recipe):
+    ladder = load_recipe("quality_ladder")
+    with pytest.raises(ValueError, match="fid_lsa"):
+        ladder.parse_args(["--variants", "fid,fido_xl"])
+
+
+def test_quality_ladder_variants_turn_one_knob_at_a_time(load_recipe):
+    ladder = load_recipe("quality_ladder")
+    fid, lsa, fido, large = (
+        ladder.variant_config(name, 100) for name in ladder.VARIANTS
+    )
+    assert fid["cross_attention_interval"] == 1
+    assert {**lsa, "cross_attention_interval": 1} == fid
+    assert fido["decoder_num_key_value_heads"] == 1
+    assert {**fido, "decoder_num_key_value_heads": 4} == lsa
+    assert large["decoder_hidden_dim"] > fido["decoder_hidden_dim"]
+    assert large["encoder_hidden_dim"] == fido["encoder_hidden_dim"]
+
+
+def test_quality_ladder_records_seeds_and_a_plot(tmp_path, load_recipe):
+    ladder = load_recipe("quality_ladder")
+    out = tmp_path / "ladder.json"
+    record = ladder.main(
+        ["--variants", "fid,fido", "--seeds", "0,1", "--json", str(out)]
+        + ["--limit", "6", "--epochs", "1", "--batch-size", "6"]
+        + ["--passages", "2", "--passage-length", "24"]
+        + ["--vocabulary-size", "400"]
+    )
+    written = json.loads(out.read_text())
+    assert [row["variant"] for row in written["ladder"]] == ["fid", "fido"]
+    for row in written["ladder"]:
+        assert len(row["runs"]) == 2
+        assert row["test_em_std"] >= 0.0
+        assert row["generate_ms_per_sample"] > 0
+    assert (tmp_path / "ladder.png").stat().st_size > 0
+    assert record["plot"].endswith("ladder.png")
+
+
+def test_copy_diagnostic_records_both_outputs(tmp_path, load_recipe):
+    diagnostic = load_recipe("copy_diagnostic")
+    out = tmp_path / "copy.json"
+    diagnostic.main(
+        ["--steps", "4", "--every", "2", "--batch-size", "4"]
+        + ["--vocabulary-size", "60", "--passage-length", "8"]
+        + ["--width", "16", "--json", str(out)]
+    )
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"t5_output", "copy_head"}
+    for run in runs.values():
+        assert [p["step"] for p in run["curve"]] == [2, 4]
+        assert all(0.0 <= p["copy_accuracy"] <= 100.0 for p in run["curve"])

@@ -1,0 +1,151 @@
+"""The copy head: a distribution, its copy part, and the reader around it."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_fido.layers import CopyAttentionHead
+from keras_fido.models import FiDOBackbone
+from keras_fido.models import FiDOSeq2SeqLM
+from keras_fido.testing.fido_models import full_forward_logits
+from keras_fido.testing.fido_models import tiny_backbone
+from keras_fido.testing.layer_checks import run_layer_serialization_check
+from keras_fido.testing.t5_reference import random_fid_inputs
+
+VOCAB = 64
+
+
+def head_inputs(gate_bias):
+    """Logits favouring id 3, attention on ids 7 and 9 of one passage."""
+    head = CopyAttentionHead(num_heads=2, vocabulary_size=10)
+    logits = np.zeros((1, 1, 10), "float32")
+    logits[0, 0, 3] = 50.0
+    hidden = np.zeros((1, 1, 4), "float32")
+    # [B=1, kv=1, group=2, T=1, S=4]: both heads 3/4 on id 7, 1/4 on id 9.
+    scores = np.array([0.5, 0.25, 0.25, 0.0], "float32")
+    scores = np.broadcast_to(scores, (1, 1, 2, 1, 4)).copy()
+    ids = np.array([[[7, 9, 7, 0]]], "int32")
+    head.build(logits.shape, hidden.shape)
+    head.gate.bias.assign(np.array([gate_bias], "float32"))
+    return head, (logits, hidden, scores, ids)
+
+
+def test_closed_gate_is_the_copy_distribution():
+    head, inputs = head_inputs(gate_bias=-40.0)
+    p = np.exp(ops.convert_to_numpy(head(*inputs)))[0, 0]
+    np.testing.assert_allclose(p[[7, 9]], [0.75, 0.25], atol=1e-6)
+    assert p[3] < 1e-6
+
+
+def test_open_gate_is_the_vocabulary_softmax():
+    head, inputs = head_inputs(gate_bias=40.0)
+    p = np.exp(ops.convert_to_numpy(head(*inputs)))[0, 0]
+    np.testing.assert_allclose(p[3], 1.0, atol=1e-6)
+
+
+def test_output_is_a_log_distribution():
+    rng = np.random.default_rng(0)
+    head = CopyAttentionHead(num_heads=4, vocabulary_size=VOCAB)
+    scores = rng.random((2, 1, 4, 3, 10)).astype("float32")
+    scores /= scores.sum(-1, keepdims=True)
+    log_p = head(
+        rng.normal(size=(2, 3, VOCAB)).astype("float32"),
+        rng.normal(size=(2, 3, 8)).astype("float32"),
+        scores,
+        rng.integers(0, VOCAB, (2, 2, 5)).astype("int32"),
+    )
+    np.testing.assert_allclose(
+        np.exp(ops.convert_to_numpy(log_p)).sum(-1), 1.0, atol=1e-5
+    )
+
+
+def test_serialization():
+    run_layer_serialization_check(
+        CopyAttentionHead(num_heads=2, vocabulary_size=10),
+        head_inputs(0.0)[1],
+    )
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="vocabulary_size"):
+        CopyAttentionHead(num_heads=2, vocabulary_size=0)
+    with pytest.raises(ValueError, match="(?i)did you mean `vocabulary_size`"):
+        CopyAttentionHead(num_heads=2, vocabulary_size=4, vocab_size=4)
+
+
+@pytest.fixture(scope="module", params=["fid", "fido"])
+def copy_reader(request):
+    return FiDOSeq2SeqLM(
+        tiny_backbone(request.param, vocabulary_size=VOCAB, copy_attention=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def passages():
+    x = random_fid_inputs(batch=2, passages=3, length=7, vocab=VOCAB, seed=1)
+    return x["encoder_token_ids"], x["encoder_padding_mask"]
+
+
+def test_backbone_carries_the_head_and_its_config(copy_reader):
+    backbone = copy_reader.backbone
+    paths = [w.path for w in backbone.weights if "copy_head" in w.path]
+    assert sorted(paths) == [
+        "copy_head/gate/bias",
+        "copy_head/gate/kernel",
+        "copy_head/head_logits",
+    ]
+    assert backbone.get_config()["copy_attention"] is True
+    rebuilt = FiDOBackbone.from_config(backbone.get_config())
+    assert len(rebuilt.weights) == len(backbone.weights)
+
+
+def test_token_logits_needs_scores_and_ids(copy_reader):
+    states = np.zeros((1, 2, copy_reader.backbone.decoder_hidden_dim))
+    with pytest.raises(ValueError, match="copy_attention_scores"):
+        copy_reader.backbone.token_logits(states)
+
+
+def test_cached_greedy_equals_full_forward(copy_reader, passages):
+    ids, mask = passages
+    length = 6
+    output = copy_reader.generate(
+        {
+            "encoder_token_ids": ids,
+            "encoder_padding_mask": mask,
+            "decoder_token_ids": np.zeros((2, length), "int32"),
+            "decoder_padding_mask": np.eye(1, length, dtype=bool).repeat(2, 0),
+        },
+        stop_token_ids=None,
+    )
+    tokens = np.asarray(output["decoder_token_ids"])
+    full = full_forward_logits(copy_reader, ids, mask, tokens)
+    np.testing.assert_array_equal(tokens[:, 1:], full[:, :-1].argmax(-1))
+
+
+def test_copy_head_copies_a_piece_never_trained_as_a_target(passages):
+    """With its gate closed and one head on the passage's last token, the
+    reader answers with that token whatever the vocabulary logits say."""
+    backbone = tiny_backbone("fid", vocabulary_size=VOCAB, copy_attention=True)
+    reader = FiDOSeq2SeqLM(backbone)
+    backbone.copy_head.gate.bias.assign(np.array([-40.0], "float32"))
+    ids = np.full((1, 1, 5), 11, "int32")
+    ids[0, 0, 2] = 42
+    mask = np.ones_like(ids)
+    log_p = full_forward_logits(reader, ids, mask, np.zeros((1, 1), "int32"))
+    # Only ids 11 and 42 are in the passage: all the mass is on them.
+    np.testing.assert_allclose(
+        np.exp(log_p[0, 0, [11, 42]]).sum(), 1.0, atol=1e-4
+    )
+
+
+def test_passage_scores_are_where_the_first_piece_is_copied_from(
+    copy_reader, passages
+):
+    ids, mask = passages
+    scores = copy_reader.score_passages(
+        {"encoder_token_ids": ids, "encoder_padding_mask": mask}
+    )
+    assert scores.shape == (2, 3)
+    np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    empty = ~np.asarray(mask, bool).any(-1)
+    np.testing.assert_array_equal(scores[empty], 0.0)
