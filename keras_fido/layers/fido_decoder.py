@@ -325,6 +325,31 @@ class FiDODecoder(keras.layers.Layer):
                 self.cross_attention_layer_indices
             )
         x = self.dropout_layer(x, training=training)
+        x, new_self_cache, scores = self._run_layers(
+            x,
+            (self_mask, bias, cross_mask),
+            encoder_output,
+            self_attention_cache,
+            cache_update_index,
+            cross_attention_cache,
+            training,
+        )
+        x = self.dropout_layer(self.final_norm(x), training=training)
+        return DecoderOutput(x, new_self_cache, scores)
+
+    def _run_layers(
+        self,
+        x,
+        masks,
+        encoder_output,
+        self_attention_cache,
+        cache_update_index,
+        cross_attention_cache,
+        training,
+    ):
+        """The blocks in order: `(x, self caches or None, cross scores)`."""
+        self_mask, bias, cross_mask = masks
+        use_cache = self_attention_cache is not None
         new_self_cache, scores = [], []
         cross_caches = iter(cross_attention_cache)
         for i, layer in enumerate(self.transformer_layers):
@@ -351,10 +376,7 @@ class FiDODecoder(keras.layers.Layer):
                 x, layer_scores = out
             if layer.cross_attention:
                 scores.append(layer_scores)
-        x = self.dropout_layer(self.final_norm(x), training=training)
-        return DecoderOutput(
-            x, tuple(new_self_cache) if use_cache else None, tuple(scores)
-        )
+        return x, tuple(new_self_cache) if use_cache else None, tuple(scores)
 
     def compute_output_shape(self, token_embeddings_shape, *args, **kwargs):
         return token_embeddings_shape

@@ -149,3 +149,31 @@ def test_passage_scores_are_where_the_first_piece_is_copied_from(
     np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
     empty = ~np.asarray(mask, bool).any(-1)
     np.testing.assert_array_equal(scores[empty], 0.0)
+
+
+def test_backbone_and_reader_checks_with_the_head(tmp_path, fido_tokenizer):
+    from keras_fido.models import FiDOSeq2SeqLMPreprocessor
+    from keras_fido.testing.model_checks import run_backbone_check
+    from keras_fido.testing.model_checks import run_task_check
+
+    size = fido_tokenizer.vocabulary_size()
+    backbone = tiny_backbone("fido", vocabulary_size=size, copy_attention=True)
+    run_backbone_check(
+        backbone,
+        random_fid_inputs(batch=2, passages=3, length=7, vocab=size, seed=2),
+        tmp_path,
+    )
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        fido_tokenizer,
+        num_passages=2,
+        passage_length=16,
+        decoder_sequence_length=5,
+    )
+    example = {
+        "question": "what is the capital of france",
+        "passages": [{"title": "France", "text": "Its capital is Paris."}],
+        "target": "Paris",
+    }
+    run_task_check(
+        FiDOSeq2SeqLM(backbone, preprocessor), [example, example], tmp_path
+    )

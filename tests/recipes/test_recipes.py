@@ -221,6 +221,7 @@ def test_quality_ladder_variants_turn_one_knob_at_a_time(load_recipe):
     assert large["encoder_hidden_dim"] == fido["encoder_hidden_dim"]
 
 
+@pytest.mark.large
 def test_quality_ladder_records_seeds_and_a_plot(tmp_path, load_recipe):
     ladder = load_recipe("quality_ladder")
     out = tmp_path / "ladder.json"
@@ -240,6 +241,7 @@ def test_quality_ladder_records_seeds_and_a_plot(tmp_path, load_recipe):
     assert record["plot"].endswith("ladder.png")
 
 
+@pytest.mark.large
 def test_copy_diagnostic_records_both_outputs(tmp_path, load_recipe):
     diagnostic = load_recipe("copy_diagnostic")
     out = tmp_path / "copy.json"
