@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_fido.data import build_country_qa
+from keras_fido.data import copyable_answers
 from keras_fido.data import corpus_lines
 from keras_fido.data import train_sentencepiece
 from keras_fido.data.counterfactual_examples import counterfactual_examples
@@ -91,6 +92,14 @@ def parse_args(argv=None):
         default=6000,
         help="large enough that most answers are one or two pieces, "
         "which the copy head copies whole",
+    )
+    p.add_argument(
+        "--split-punctuation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="punctuation as pieces of its own, so an answer has the same "
+        "pieces in its passage as alone (train_sentencepiece's "
+        "split_punctuation)",
     )
     p.add_argument(
         "--copy-attention",
@@ -268,6 +277,7 @@ def build_task(args):
         corpus_lines(include_questions=True),
         vocab_size=args.vocabulary_size,
         model_type="bpe",
+        split_punctuation=args.split_punctuation,
     )
     tokenizer = FiDOTokenizer(proto=proto)
     preprocessor = FiDOSeq2SeqLMPreprocessor(
@@ -351,6 +361,14 @@ def main(argv=None):
         "test answers that are also a training target, by fact: "
         + ", ".join(f"{k} {v}" for k, v in seen.items())
     )
+    copyable = copyable_answers(
+        splits["test"], tokenizer, preprocessor, group_key="fact"
+    )
+    print(
+        "test answers whose pieces stand in one of their passages, by "
+        "fact (%): "
+        + ", ".join(f"{k} {100 * v:.0f}" for k, v in copyable.items())
+    )
     for split, examples in (
         ("train", train_examples),
         ("test", splits["test"]),
@@ -382,6 +400,7 @@ def main(argv=None):
     for record in results.values():
         record["run_total_seconds"] = total
         record["test_answers_seen_in_training"] = seen
+        record["test_answers_copyable"] = copyable
         record["settings"] = {
             k: v for k, v in vars(args).items() if k not in ("json",)
         }

@@ -84,6 +84,12 @@ def parse_args(argv=None):
         "scale/sqrt(width) instead of Keras' std 1.0",
     )
     p.add_argument(
+        "--split-punctuation",
+        action="store_true",
+        help="punctuation as pieces of its own (train_sentencepiece's "
+        "split_punctuation)",
+    )
+    p.add_argument(
         "--copy-attention",
         action="store_true",
         help="give the reader the copy head (FiDOBackbone's copy_attention)",
@@ -229,6 +235,7 @@ def main(argv=None):
         corpus_lines(include_questions=True),
         vocab_size=args.vocabulary_size,
         model_type="bpe",
+        split_punctuation=args.split_punctuation,
     )
     tokenizer = FiDOTokenizer(proto=proto)
 

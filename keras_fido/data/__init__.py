@@ -18,6 +18,7 @@ _LAZY = {
     "FiDJsonConfig": ("fid_json_builder", ()),
     "build_country_qa": ("country_qa", _DEMO),
     "cloze_examples": ("cloze_examples", ()),
+    "copyable_answers": ("copyable_answers", ()),
     "corpus_lines": ("country_qa", _DEMO),
     "country_qa_passages": ("country_qa", _DEMO),
     "country_qa_stats": ("country_qa", _DEMO),

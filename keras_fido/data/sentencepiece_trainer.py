@@ -6,6 +6,9 @@ import numpy as np
 
 from keras_fido.utils.checks import check_positive_int
 
+# Punctuation kept out of every other piece by `split_punctuation=True`.
+PUNCTUATION = tuple(".,;:!?'\"()")
+
 
 def _lines(lines):
     """Yields the non-empty lines of `lines`, splitting embedded newlines."""
@@ -31,6 +34,7 @@ def train_sentencepiece(
     user_defined_symbols=None,
     max_sentence_length=16384,
     extra_ids=0,
+    split_punctuation=False,
 ):
     """Trains a SentencePiece model with T5's special tokens, in memory.
 
@@ -65,6 +69,15 @@ def train_sentencepiece(
             `"<extra_id_0>"` gets the highest id, `vocab_size + extra_ids -
             1`, and `"<extra_id_{extra_ids - 1}>"` gets `vocab_size`. T5
             uses 100. Defaults to `0`.
+        split_punctuation: bool. Make each of `. , ; : ! ? ' " ( )` a
+            piece of its own that no other piece contains, so a word is
+            cut into the same pieces wherever it stands. Without it, BPE
+            and unigram models learn pieces such as `"+1268."`: an answer
+            `"+1268"` at the end of a passage sentence is then a piece that
+            its own tokenization (`"+126"`, `"8"`) never produces, and a
+            reader can copy it out of the passage only with the period.
+            `keras_fido.data.copyable_answers` measures this on your
+            data. Defaults to `False` (T5's vocabulary has such pieces).
 
     Returns:
         bytes. The serialized SentencePiece model proto.
@@ -126,8 +139,11 @@ def train_sentencepiece(
         max_sentence_length=int(max_sentence_length),
         minloglevel=2,
     )
-    if user_defined_symbols:
-        options["user_defined_symbols"] = list(user_defined_symbols)
+    symbols = list(user_defined_symbols or [])
+    if split_punctuation:
+        symbols += [p for p in PUNCTUATION if p not in symbols]
+    if symbols:
+        options["user_defined_symbols"] = symbols
     try:
         sentencepiece.SentencePieceTrainer.train(**options)
     except RuntimeError as e:
