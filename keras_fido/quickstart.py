@@ -96,7 +96,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--split-punctuation",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="punctuation as pieces of its own, so an answer has the same "
         "pieces in its passage as alone (train_sentencepiece's "
         "split_punctuation)",
