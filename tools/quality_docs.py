@@ -349,11 +349,45 @@ def ladder_section(path):
             + _by_fact_row(row["test_em_by_fact_mean"])
             + " |"
         )
+    lines += ["", _ladder_reading(record["ladder"])]
     plot = os.path.splitext(path)[0] + ".png"
     if os.path.exists(plot):
         rel = os.path.relpath(plot, "docs")
         lines += ["", f"![EM against ms/sample]({rel})"]
     return "\n".join(lines)
+
+
+def _ladder_reading(ladder):
+    """The ladder's steps against the paper's, computed from the rows."""
+    rows = {r["variant"]: r for r in ladder}
+    steps = (
+        ("fid", "fid_lsa", "layer-sparse cross-attention", -0.3),
+        ("fid_lsa", "fido", "multi-query attention", 0.0),
+        ("fido", "fido_larger_decoder", "the larger decoder", 1.9),
+    )
+    parts = []
+    for a, b, what, paper in steps:
+        if a not in rows or b not in rows:
+            continue
+        delta = rows[b]["test_em_mean"] - rows[a]["test_em_mean"]
+        spread = max(rows[a]["test_em_std"], rows[b]["test_em_std"])
+        size = "within" if abs(delta) <= spread else "beyond"
+        parts.append(
+            f"{what} {delta:+.1f} EM ({size} one seed standard deviation, "
+            f"{spread:.1f}; the paper on NQ: {paper:+.1f})"
+        )
+    if not parts:
+        return ""
+    return (
+        "Read step by step: "
+        + "; ".join(parts)
+        + ". At these sizes a greedy answer costs a few milliseconds on "
+        "the CPU, most of it the encoder and the per-step overhead, so "
+        "LSA and MQ save little time here; the decoder-bound regime where "
+        "they pay is measured in [performance.md](performance.md). The "
+        "larger decoder has twice the parameters for the same steps, "
+        "which is not enough to train it on a few thousand questions."
+    )
 
 
 def diagnostic_section(path):

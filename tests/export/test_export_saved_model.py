@@ -403,3 +403,31 @@ def test_wrong_dtype_error_points_at_the_input(served):
     ]
     error = served["bad"]["int_question"]["error"]["message"]
     assert "input #0(zero-based) was expected to be a string tensor" in error
+
+
+@needs_tensorflow
+def test_copy_head_reader_serves_the_answers_of_generate(
+    sentencepiece_proto, tmp_path
+):
+    tokenizer = FiDOTokenizer(proto=sentencepiece_proto)
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        tokenizer,
+        num_passages=PASSAGES,
+        passage_length=PASSAGE_LENGTH,
+        decoder_sequence_length=DECODER_LENGTH,
+    )
+    backbone = tiny_backbone(
+        "fido", vocabulary_size=tokenizer.vocabulary_size(), copy_attention=True
+    )
+    reader = FiDOSeq2SeqLM(backbone, preprocessor)
+    exported = export_saved_model(reader, str(tmp_path / "copy"))
+    batch = BATCHES[0]
+    requests = [
+        {
+            "signature": "serving_default",
+            "inputs": string_inputs(tensor_form(batch)),
+        }
+    ]
+    out = run_client(exported, requests, tmp_path)
+    answers = out["responses"][0]["outputs"]["answers"]
+    assert answers == reader.generate(batch)
