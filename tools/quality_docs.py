@@ -67,9 +67,17 @@ def _em(record, fact=None):
     return f"{record['test_em_by_fact'].get(fact, 0.0):.0f}%"
 
 
-def _copy_head_contrasts(records):
-    """One sentence per pair of records that differ in one setting."""
+def _copy_head_contrasts(records, baseline=None):
+    """One sentence per pair of records that differ in one setting.
+
+    `baseline`, the quickstart's FiDO record, stands for `copy_head_6k`
+    when no experiment of that name was recorded: the recipe trains the
+    quickstart's FiDO reader with the quickstart's data and schedule, so
+    with the same flags it is the same run.
+    """
     named = _named(records)
+    if baseline is not None and "copy_head_6k" not in named:
+        named["copy_head_6k"] = dict(baseline, name="the quickstart's fido")
     out = []
     pairs = (
         ("copy_head", "copy_head_6k", "vocabulary"),
@@ -124,7 +132,7 @@ def _copy_head_contrasts(records):
     return out
 
 
-def findings(records):
+def findings(records, baseline=None):
     """The conclusions, with their figures computed from the records."""
     if not records:
         return ""
@@ -183,7 +191,9 @@ def findings(records):
   {_copy_best(copying):.0f}% and the best test EM to {best["test_em"]:.1f}
   (`{best["name"]}`)."""
         )
-        lines += [f"- {line}" for line in _copy_head_contrasts(records)]
+        lines += [
+            f"- {line}" for line in _copy_head_contrasts(records, baseline)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -308,9 +318,11 @@ def quickstart_section(path):
         lines += [
             "",
             "Test answers whose pieces stand, in order, in one of their "
-            "passages (what a copy head can copy), by kind of question: "
+            "passages (what a copy head can copy piece for piece), by kind "
+            "of question: "
             + ", ".join(f"{k} {100 * v:.0f}%" for k, v in copyable.items())
-            + ".",
+            + ". Exact match ignores punctuation, so a copied `+1268.` "
+            "still counts for the answer `+1268`.",
         ]
     total = next(iter(readers.values())).get("run_total_seconds")
     if total is not None:
@@ -430,6 +442,18 @@ def diagnostic_section(path):
     return "\n".join(lines)
 
 
+def _quickstart_fido(path):
+    """The quickstart's FiDO record when it used the copy head."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        fido = json.load(f).get("fido")
+    settings = (fido or {}).get("settings", {})
+    if not settings.get("copy_attention") or settings.get("split_punctuation"):
+        return None
+    return fido
+
+
 def render(records, quickstart_json, ladder_json=None, diagnostic_json=None):
     parts = [INTRO]
     if quickstart_json and os.path.exists(quickstart_json):
@@ -450,7 +474,7 @@ def render(records, quickstart_json, ladder_json=None, diagnostic_json=None):
         "",
         command_list(records),
         "",
-        findings(records),
+        findings(records, _quickstart_fido(quickstart_json)),
     ]
     return "\n".join(parts)
 
