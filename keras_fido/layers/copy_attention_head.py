@@ -75,6 +75,9 @@ class CopyAttentionHead(keras.layers.Layer):
     def call(self, logits, hidden_states, attention_scores, encoder_token_ids):
         attention = self.copy_attention(attention_scores)
         copy = self.scatter_to_vocabulary(attention, encoder_token_ids)
+        # Beam search attends with a sample's r hypotheses as one query
+        # sequence of r*T rows: [B, r*T, V] back to the logits' [B*r, T, V].
+        copy = ops.reshape(copy, ops.shape(logits))
         gate = ops.sigmoid(ops.cast(self.gate(hidden_states), "float32"))
         vocabulary = ops.softmax(ops.cast(logits, "float32"), axis=-1)
         return ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)

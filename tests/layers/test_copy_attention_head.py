@@ -177,3 +177,23 @@ def test_backbone_and_reader_checks_with_the_head(tmp_path, fido_tokenizer):
     run_task_check(
         FiDOSeq2SeqLM(backbone, preprocessor), [example, example], tmp_path
     )
+
+
+def test_beam_search_decodes_with_the_head(copy_reader, passages):
+    ids, mask = passages
+    copy_reader.compile(sampler="beam")
+    try:
+        output = copy_reader.generate(
+            {
+                "encoder_token_ids": ids,
+                "encoder_padding_mask": mask,
+                "decoder_token_ids": np.zeros((2, 5), "int32"),
+                "decoder_padding_mask": np.eye(1, 5, dtype=bool).repeat(2, 0),
+            },
+            stop_token_ids=None,
+        )
+    finally:
+        copy_reader.compile(sampler="greedy")
+    tokens = np.asarray(output["decoder_token_ids"])
+    assert tokens.shape == (2, 5)
+    assert np.all((tokens >= 0) & (tokens < VOCAB))
