@@ -191,3 +191,13 @@ def test_int8_export_reports_agreement_and_token_only_export_says_so(
         bare = export_onnx(FiDOSeq2SeqLM(reader.backbone), str(tmp_path / "t"))
     assert bare["tokenizer"] is None
     assert not os.path.exists(tmp_path / "t" / "tokenizer.spm")
+
+
+def test_a_copy_head_reader_is_refused_naming_the_knob(tmp_path):
+    pytest.importorskip("onnxruntime")
+    reader = FiDOSeq2SeqLM(
+        tiny_backbone("fid", vocabulary_size=40, copy_attention=True)
+    )
+    with pytest.raises(ValueError, match="copy_attention=True"):
+        export_onnx(reader, str(tmp_path / "onnx"))
+    assert not (tmp_path / "onnx").exists()
