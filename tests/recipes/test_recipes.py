@@ -200,7 +200,7 @@ def test_finetune_with_the_copy_head(country_qa_dir, tmp_path, load_recipe):
         + ["--validation-limit", "2", "--copy-attention"]
     )
     config = json.loads((output / "preset" / "config.json").read_text())
-    assert config["config"]["backbone"]["config"]["copy_attention"] is True
+    assert config["config"]["copy_attention"] is True
 
 
 def test_quality_ladder_refuses_an_unknown_variant(load_recipe):
