@@ -114,18 +114,22 @@ def run_client(saved_model_dir, requests, tmp_path):
     return json.loads(out_path.read_text())
 
 
+def make_preprocessor(sentencepiece_proto):
+    return FiDOSeq2SeqLMPreprocessor(
+        FiDOTokenizer(proto=sentencepiece_proto),
+        num_passages=PASSAGES,
+        passage_length=PASSAGE_LENGTH,
+        decoder_sequence_length=DECODER_LENGTH,
+    )
+
+
 @pytest.fixture(scope="module")
 def reader(sentencepiece_proto):
     """A tiny FiDO reader after two training steps: its answers differ
     from example to example and end after different numbers of tokens
     (a random one repeats one token)."""
-    tokenizer = FiDOTokenizer(proto=sentencepiece_proto)
-    preprocessor = FiDOSeq2SeqLMPreprocessor(
-        tokenizer,
-        num_passages=PASSAGES,
-        passage_length=PASSAGE_LENGTH,
-        decoder_sequence_length=DECODER_LENGTH,
-    )
+    preprocessor = make_preprocessor(sentencepiece_proto)
+    tokenizer = preprocessor.tokenizer
     backbone = tiny_backbone(
         "fido", vocabulary_size=tokenizer.vocabulary_size()
     )
@@ -409,15 +413,11 @@ def test_wrong_dtype_error_points_at_the_input(served):
 def test_copy_head_reader_serves_the_answers_of_generate(
     sentencepiece_proto, tmp_path
 ):
-    tokenizer = FiDOTokenizer(proto=sentencepiece_proto)
-    preprocessor = FiDOSeq2SeqLMPreprocessor(
-        tokenizer,
-        num_passages=PASSAGES,
-        passage_length=PASSAGE_LENGTH,
-        decoder_sequence_length=DECODER_LENGTH,
-    )
+    preprocessor = make_preprocessor(sentencepiece_proto)
     backbone = tiny_backbone(
-        "fido", vocabulary_size=tokenizer.vocabulary_size(), copy_attention=True
+        "fido",
+        vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
+        copy_attention=True,
     )
     reader = FiDOSeq2SeqLM(backbone, preprocessor)
     exported = export_saved_model(reader, str(tmp_path / "copy"))
