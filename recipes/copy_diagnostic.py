@@ -3,9 +3,9 @@
     KERAS_BACKEND=jax python recipes/copy_diagnostic.py --json \
         docs/quality/copy_diagnostic.json
 
-Each example is one passage of random pieces with one marker piece in it;
-the target is the piece right after the marker (`--span` pieces with a
-larger span). Test passages are drawn afresh, so nothing can be
+Each example is `--passages` passages of random pieces with one marker
+piece in one of them; the target is the piece right after the marker
+(`--span` pieces with a larger span). Test passages are drawn afresh, so nothing can be
 memorised: a reader is right only if it copies. The same tiny FiD reader
 is trained with and without the copy head (`copy_attention`), same seed,
 same steps, and the recipe records held-out accuracy every `--every`
@@ -36,6 +36,13 @@ def parse_args(argv=None):
     p.add_argument("--vocabulary-size", type=int, default=800)
     p.add_argument("--passage-length", type=int, default=48)
     p.add_argument("--span", type=int, default=1)
+    p.add_argument("--passages", type=int, default=1)
+    p.add_argument(
+        "--outputs",
+        nargs="+",
+        default=["t5_output", "copy_head"],
+        choices=["t5_output", "copy_head"],
+    )
     p.add_argument("--width", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -46,13 +53,14 @@ def marker_task(rng, count, args):
     """Token-id inputs and labels: copy the pieces after the marker."""
     length, span = args.passage_length, args.span
     ids = rng.integers(
-        FIRST_PIECE, args.vocabulary_size, size=(count, 1, length)
+        FIRST_PIECE, args.vocabulary_size, size=(count, args.passages, length)
     )
     starts = rng.integers(0, length - span, size=count)
+    where = rng.integers(0, args.passages, size=count)
     labels = np.ones((count, span + 1), "int32")  # ends with </s> (id 1)
-    for row, start in enumerate(starts):
-        ids[row, 0, start] = MARKER
-        labels[row, :span] = ids[row, 0, start + 1 : start + 1 + span]
+    for row, (start, passage) in enumerate(zip(starts, where)):
+        ids[row, passage, start] = MARKER
+        labels[row, :span] = ids[row, passage, start + 1 : start + 1 + span]
     decoder = np.concatenate(
         [np.zeros((count, 1), "int32"), labels[:, :-1]], axis=1
     )
@@ -129,8 +137,8 @@ def main(argv=None):
         "backend": keras.config.backend(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "runs": {
-            "t5_output": run(args, copy_attention=False),
-            "copy_head": run(args, copy_attention=True),
+            name: run(args, copy_attention=name == "copy_head")
+            for name in args.outputs
         },
     }
     if args.json:

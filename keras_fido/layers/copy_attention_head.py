@@ -8,6 +8,10 @@ from keras_fido.utils.checks import check_positive_int
 
 # Keeps the log of a probability finite where both parts give it none.
 _EPSILON = 1e-9
+# Where no span continues, the fresh attention takes the continuation's place.
+_CONTINUE_EPSILON = 1e-6
+# The continuation gate starts at sigmoid(3) = 0.95.
+_FOLLOW_BIAS = 3.0
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -22,6 +26,20 @@ class CopyAttentionHead(keras.layers.Layer):
     the decoder state mixes it with the usual softmax:
 
         p(y) = g * softmax(logits)[y] + (1 - g) * sum_{j: x_j = y} a_j
+
+    A copied answer usually runs over several pieces, and attention that
+    finds the first piece of a span has no reason to find the next one.
+    So the copy distribution carries on: at step t, the previous step's
+    copy distribution, kept only where the passage holds the piece just
+    emitted and moved one token on, is the continuation of the span; a
+    second gate of the decoder state mixes it with the fresh attention:
+
+        c_t = f * shift(c_{t-1} * [x = y_{t-1}]) / Z + (1 - f) * a_t
+
+    (where no continuation exists, `Z = 0`, the fresh attention stands in
+    for it). The continuation needs the previous step's `c`, so training
+    scans over the target positions, and cached decoding carries `c` from
+    step to step (`decode`).
 
     The layer returns `log p`, which `fit()` treats as logits (the log of a
     distribution is its own log-softmax) and which every sampler reads as
@@ -42,6 +60,8 @@ class CopyAttentionHead(keras.layers.Layer):
             cross-attention probabilities of one layer.
         encoder_token_ids: `[B, P, L]` (or `[B, S]`) ids of the attended
             tokens, `S = P*L`.
+        decoder_token_ids: `[B, T]` the decoder's input ids: at step t,
+            the piece emitted at step t - 1.
 
     Examples:
     ```python
@@ -50,7 +70,7 @@ class CopyAttentionHead(keras.layers.Layer):
     log_p = head(
         np.zeros((1, 1, 10), "float32"), np.ones((1, 1, 4), "float32"),
         np.full((1, 1, 2, 1, 3), 1 / 3, "float32"),
-        np.array([[[4, 5, 5]]], "int32"))
+        np.array([[[4, 5, 5]]], "int32"), np.zeros((1, 1), "int32"))
     np.exp(log_p).sum(-1)  # [[1.]]
     ```
     """
@@ -63,24 +83,129 @@ class CopyAttentionHead(keras.layers.Layer):
         self.num_heads = num_heads
         self.vocabulary_size = vocabulary_size
         self.gate = keras.layers.Dense(1, dtype=self.dtype_policy, name="gate")
+        # Opens towards continuing: most copied answers are one span.
+        self.follow_gate = keras.layers.Dense(
+            1,
+            bias_initializer=keras.initializers.Constant(_FOLLOW_BIAS),
+            dtype=self.dtype_policy,
+            name="follow_gate",
+        )
 
     def build(self, logits_shape, hidden_states_shape, *args):
         self.gate.build(hidden_states_shape)
+        self.follow_gate.build(hidden_states_shape)
         # Zeros: every head is read equally at the start.
         self.head_logits = self.add_weight(
             name="head_logits", shape=(self.num_heads,), initializer="zeros"
         )
         self.built = True
 
-    def call(self, logits, hidden_states, attention_scores, encoder_token_ids):
-        attention = self.copy_attention(attention_scores)
-        copy = self.scatter_to_vocabulary(attention, encoder_token_ids)
+    def call(
+        self,
+        logits,
+        hidden_states,
+        attention_scores,
+        encoder_token_ids,
+        decoder_token_ids,
+    ):
+        log_p, _ = self.decode(
+            logits,
+            hidden_states,
+            attention_scores,
+            encoder_token_ids,
+            decoder_token_ids,
+        )
+        return log_p
+
+    def decode(
+        self,
+        logits,
+        hidden_states,
+        attention_scores,
+        encoder_token_ids,
+        decoder_token_ids,
+        copy_state=None,
+    ):
+        """`call` from a carried state: returns `(log_p, copy_state)`.
+
+        `copy_state` `[B, S]` is the copy distribution of the step before
+        `decoder_token_ids[:, 0]` (`None` at the start of a sequence); the
+        returned one is that of the last step, for the next call.
+        """
+        batch, length = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
+        encoder_token_ids = ops.reshape(
+            ops.cast(encoder_token_ids, "int32"),
+            (ops.shape(encoder_token_ids)[0], -1),
+        )
         # Beam search attends with a sample's r hypotheses as one query
-        # sequence of r*T rows: [B, r*T, V] back to the logits' [B*r, T, V].
+        # sequence of r*T rows: [B, r*T, S] is [B*r, T, S] row for row.
+        attention = ops.reshape(
+            self.copy_attention(attention_scores), (batch, length, -1)
+        )
+        follow = ops.sigmoid(
+            ops.cast(self.follow_gate(hidden_states), "float32")
+        )
+        if copy_state is None:
+            copy_state = ops.zeros_like(attention[:, 0])
+        copy_state = ops.convert_to_tensor(copy_state, "float32")
+        copy, copy_state = self.continue_spans(
+            copy_state,
+            attention,
+            ops.cast(decoder_token_ids, "int32"),
+            follow,
+            encoder_token_ids,
+        )
+        copy = ops.reshape(
+            copy, (ops.shape(encoder_token_ids)[0], -1, ops.shape(copy)[-1])
+        )
+        copy = self.scatter_to_vocabulary(copy, encoder_token_ids)
         copy = ops.reshape(copy, ops.shape(logits))
         gate = ops.sigmoid(ops.cast(self.gate(hidden_states), "float32"))
         vocabulary = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-        return ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)
+        log_p = ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)
+        return log_p, copy_state
+
+    def continue_spans(
+        self, copy_state, attention, decoder_token_ids, follow, encoder_ids
+    ):
+        """The copy distributions `[B', T, S]` of T steps, in order.
+
+        Each step mixes its fresh `attention` with the continuation of
+        the step before's distribution (`follow` is the mixing gate); the
+        first step continues `copy_state`. `B'` is a multiple of the
+        passages' batch `B` (r hypotheses per sample in beam search).
+        """
+
+        def step(previous, inputs):
+            fresh, previous_ids, weight = inputs
+            # Keep the previous mass where the passage holds the piece just
+            # emitted, [B, r, S] against r hypotheses per sample.
+            held = ops.equal(
+                encoder_ids[:, None, :],
+                ops.reshape(previous_ids, (ops.shape(encoder_ids)[0], -1))[
+                    :, :, None
+                ],
+            )
+            held = ops.reshape(ops.cast(held, "float32"), ops.shape(previous))
+            # ... and move it one token on.
+            moved = ops.pad((previous * held)[:, :-1], [[0, 0], [1, 0]])
+            total = ops.sum(moved, axis=-1, keepdims=True)
+            continued = (moved + _CONTINUE_EPSILON * fresh) / (
+                total + _CONTINUE_EPSILON
+            )
+            copy = weight * continued + (1.0 - weight) * fresh
+            return copy, copy
+
+        inputs = (
+            ops.transpose(attention, (1, 0, 2)),
+            ops.transpose(decoder_token_ids, (1, 0)),
+            ops.transpose(follow, (1, 0, 2)),
+        )
+        if attention.shape[1] == 1:  # One decoding step: no loop.
+            copy, _ = step(copy_state, tuple(x[0] for x in inputs))
+            return copy[:, None], copy
+        copy_state, copies = ops.scan(step, copy_state, inputs)
+        return ops.transpose(copies, (1, 0, 2)), copy_state
 
     def copy_attention(self, attention_scores):
         """`[B, kv, g, T, S]` probabilities -> `[B, T, S]`, heads mixed."""
@@ -89,7 +214,10 @@ class CopyAttentionHead(keras.layers.Layer):
         # [B, kv, g, T, S] -> [B, T, S, heads], heads in query-head order.
         scores = ops.transpose(scores, (0, 3, 4, 1, 2))
         scores = ops.reshape(scores, (batch, length, -1, self.num_heads))
-        weights = ops.softmax(ops.cast(self.head_logits, "float32"))
+        # A softmax over the heads, written out: with one head, keras
+        # warns about a softmax over an axis of size 1.
+        weights = ops.exp(ops.cast(self.head_logits, "float32"))
+        weights = weights / ops.sum(weights)
         return ops.sum(scores * weights, axis=-1)
 
     def scatter_to_vocabulary(self, attention, encoder_token_ids):

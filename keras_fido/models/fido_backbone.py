@@ -398,13 +398,18 @@ class FiDOBackbone(Backbone):
         decoder_sequence_output,
         copy_attention_scores=None,
         encoder_token_ids=None,
+        decoder_token_ids=None,
+        copy_state=None,
     ):
         """Vocabulary logits `[B, T, V]` from decoder states `[B, T, d]`.
 
         With `copy_attention`, also give the last cross-attending layer's
-        `copy_attention_scores` (`[B, kv, group, T, S]`) and the
-        `encoder_token_ids` they attend to; the result is then the log of
-        the copy head's mixed distribution.
+        `copy_attention_scores` (`[B, kv, group, T, S]`), the
+        `encoder_token_ids` they attend to and the `decoder_token_ids`
+        that produced the states; the result is then the log of the copy
+        head's mixed distribution. Cached decoding also passes the
+        `copy_state` of the step before (`None` at the first step) and
+        receives `(logits, copy_state)` for the next one.
         """
         x = decoder_sequence_output
         if self.tie_embedding_weights:
@@ -413,20 +418,29 @@ class FiDOBackbone(Backbone):
         logits = self.token_embedding(x, reverse=True)
         if self.copy_head is None:
             return logits
-        if copy_attention_scores is None or encoder_token_ids is None:
+        copy_inputs = {
+            "copy_attention_scores": copy_attention_scores,
+            "encoder_token_ids": encoder_token_ids,
+            "decoder_token_ids": decoder_token_ids,
+        }
+        missing = [k for k, v in copy_inputs.items() if v is None]
+        if missing:
             raise ValueError(
                 "A backbone with `copy_attention=True` needs "
-                "`copy_attention_scores` and `encoder_token_ids` to form "
-                "its output distribution. Received: copy_attention_scores="
-                f"{_kind(copy_attention_scores)}, encoder_token_ids="
-                f"{_kind(encoder_token_ids)}"
+                "`copy_attention_scores`, `encoder_token_ids` and "
+                "`decoder_token_ids` to form its output distribution. "
+                f"Received: None for {', '.join(missing)}"
             )
-        return self.copy_head(
+        args = (
             logits,
             decoder_sequence_output,
             copy_attention_scores,
             encoder_token_ids,
+            decoder_token_ids,
         )
+        if copy_state is None:
+            return self.copy_head(*args)
+        return self.copy_head.decode(*args, copy_state=copy_state)
 
     def call(self, inputs, training=None, mask=None):
         check_inputs(inputs, self.vocabulary_size)
@@ -485,10 +499,6 @@ class FiDOBackbone(Backbone):
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs
             )
-
-
-def _kind(value):
-    return "None" if value is None else "a tensor"
 
 
 def default_safe_mode():

@@ -89,6 +89,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             outputs["decoder_sequence_output"],
             outputs.get("decoder_copy_attention_scores"),
             inputs["encoder_token_ids"],
+            inputs["decoder_token_ids"],
         )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._tokenizer_vocabulary = (None, None)
@@ -184,7 +185,9 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             decoder_token_ids: `[B, T]` tokens at positions
                 `cache_update_index ... cache_update_index + T - 1`.
             encoder_padding_mask: `[B, P, L]` or `[B, P*L]`.
-            self_attention_cache: tuple of per-layer self-attention caches.
+            self_attention_cache: the decoding cache of `build_cache`:
+                per-layer self-attention caches (and, with a copy head,
+                the copy head's state after them).
             cache_update_index: scalar, position of the first token.
             cross_attention_cache: tuple of cross-attention K/V, one per
                 cross-attending layer.
@@ -195,6 +198,9 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             `(logits [B, T, V], hidden_states [B, T, d], self_attention_cache)`.
         """
         backbone = self.backbone
+        copy_state = None
+        if backbone.copy_head is not None:
+            self_attention_cache, copy_state = self_attention_cache
         out = backbone.decoder.decode(
             backbone.token_embedding(decoder_token_ids),
             encoder_padding_mask=encoder_padding_mask,
@@ -202,13 +208,22 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             cache_update_index=cache_update_index,
             cross_attention_cache=cross_attention_cache,
         )
-        logits = backbone.token_logits(
-            out.hidden_states, out.attention_scores[-1], encoder_token_ids
-        )
+        self_attention_cache = out.self_attention_cache
+        if copy_state is None:
+            logits = backbone.token_logits(out.hidden_states)
+        else:
+            logits, copy_state = backbone.token_logits(
+                out.hidden_states,
+                out.attention_scores[-1],
+                encoder_token_ids,
+                decoder_token_ids,
+                copy_state,
+            )
+            self_attention_cache = (self_attention_cache, copy_state)
         logits = mask_padding_vocabulary(
             logits, self.tokenizer_vocabulary_size()
         )
-        return logits, out.hidden_states, out.self_attention_cache
+        return logits, out.hidden_states, self_attention_cache
 
     def tokenizer_vocabulary_size(self):
         """The tokenizer's piece count, or `None` without a tokenizer
@@ -250,7 +265,10 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         `encoder_sequence_output` `[B, P*L, d_enc]`, when given, is used
         instead of running the encoder (precomputed passage encodings).
 
-        Returns `(self_attention_cache, cross_attention_cache)`.
+        Returns `(self_attention_cache, cross_attention_cache)`. With a
+        copy head, the first is `(self_attention_cache, copy_state)`: the
+        copy distribution `[B, P*L]` the next step continues, zeros before
+        the first.
         """
         if encoder_sequence_output is None:
             encoder_sequence_output = self.encode(
@@ -264,6 +282,11 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         self_attention_cache = decoder.init_self_attention_cache(
             batch_size, max_length
         )
+        if self.backbone.copy_head is not None:
+            copy_state = ops.zeros(
+                ops.shape(encoder_sequence_output)[:2], "float32"
+            )
+            self_attention_cache = (self_attention_cache, copy_state)
         return self_attention_cache, cross_attention_cache
 
     def generate_step(self, inputs, stop_token_ids=None):

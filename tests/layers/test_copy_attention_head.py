@@ -25,9 +25,10 @@ def head_inputs(gate_bias):
     scores = np.array([0.5, 0.25, 0.25, 0.0], "float32")
     scores = np.broadcast_to(scores, (1, 1, 2, 1, 4)).copy()
     ids = np.array([[[7, 9, 7, 0]]], "int32")
+    previous = np.zeros((1, 1), "int32")
     head.build(logits.shape, hidden.shape)
     head.gate.bias.assign(np.array([gate_bias], "float32"))
-    return head, (logits, hidden, scores, ids)
+    return head, (logits, hidden, scores, ids, previous)
 
 
 def test_closed_gate_is_the_copy_distribution():
@@ -53,10 +54,64 @@ def test_output_is_a_log_distribution():
         rng.normal(size=(2, 3, 8)).astype("float32"),
         scores,
         rng.integers(0, VOCAB, (2, 2, 5)).astype("int32"),
+        rng.integers(0, VOCAB, (2, 3)).astype("int32"),
     )
     np.testing.assert_allclose(
         np.exp(ops.convert_to_numpy(log_p)).sum(-1), 1.0, atol=1e-5
     )
+
+
+def span_head(follow_bias):
+    """Gate closed (copy only); attention always on the passage's start."""
+    head = CopyAttentionHead(num_heads=1, vocabulary_size=10)
+    head.build((1, 3, 10), (1, 3, 4))
+    head.gate.bias.assign(np.array([-40.0], "float32"))
+    head.follow_gate.bias.assign(np.array([follow_bias], "float32"))
+    # Passage "5 6 7 6 8"; fresh attention points at its first token at
+    # every step, so only the continuation can spell "5 6 7".
+    scores = np.zeros((1, 1, 1, 3, 5), "float32")
+    scores[..., 0] = 1.0
+    ids = np.array([[[5, 6, 7, 6, 8]]], "int32")
+    inputs = (
+        np.zeros((1, 3, 10), "float32"),
+        np.zeros((1, 3, 4), "float32"),
+        scores,
+        ids,
+        np.array([[0, 5, 6]], "int32"),  # start, then the span so far
+    )
+    return head, inputs
+
+
+def test_open_follow_gate_continues_the_span():
+    head, inputs = span_head(follow_bias=40.0)
+    p = np.exp(ops.convert_to_numpy(head(*inputs)))[0]
+    np.testing.assert_array_equal(p.argmax(-1), [5, 6, 7])
+    np.testing.assert_allclose(p[[0, 1, 2], [5, 6, 7]], 1.0, atol=1e-5)
+
+
+def test_closed_follow_gate_is_the_fresh_attention():
+    head, inputs = span_head(follow_bias=-40.0)
+    p = np.exp(ops.convert_to_numpy(head(*inputs)))[0]
+    np.testing.assert_allclose(p[:, 5], 1.0, atol=1e-5)
+
+
+def test_stepwise_decode_equals_the_scan():
+    head, inputs = span_head(follow_bias=0.3)
+    full = ops.convert_to_numpy(head(*inputs))
+    logits, hidden, scores, ids, previous = inputs
+    state = np.zeros((1, 5), "float32")
+    for t in range(3):
+        log_p, state = head.decode(
+            logits[:, t : t + 1],
+            hidden[:, t : t + 1],
+            scores[:, :, :, t : t + 1],
+            ids,
+            previous[:, t : t + 1],
+            copy_state=state,
+        )
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(log_p)[:, 0], full[:, t], atol=1e-5
+        )
 
 
 def test_serialization():
@@ -90,6 +145,8 @@ def test_backbone_carries_the_head_and_its_config(copy_reader):
     backbone = copy_reader.backbone
     paths = [w.path for w in backbone.weights if "copy_head" in w.path]
     assert sorted(paths) == [
+        "copy_head/follow_gate/bias",
+        "copy_head/follow_gate/kernel",
         "copy_head/gate/bias",
         "copy_head/gate/kernel",
         "copy_head/head_logits",
@@ -101,7 +158,7 @@ def test_backbone_carries_the_head_and_its_config(copy_reader):
 
 def test_token_logits_needs_scores_and_ids(copy_reader):
     states = np.zeros((1, 2, copy_reader.backbone.decoder_hidden_dim))
-    with pytest.raises(ValueError, match="copy_attention_scores"):
+    with pytest.raises(ValueError, match="decoder_token_ids"):
         copy_reader.backbone.token_logits(states)
 
 

@@ -18,6 +18,8 @@ def test_every_weight_is_carried_over():
     assert set(new) - set(old) == {
         "copy_head/gate/kernel",
         "copy_head/gate/bias",
+        "copy_head/follow_gate/kernel",
+        "copy_head/follow_gate/bias",
         "copy_head/head_logits",
     }
     for path, value in old.items():
