@@ -8,8 +8,6 @@ from keras_fido.utils.checks import check_positive_int
 
 # Keeps the log of a probability finite where both parts give it none.
 _EPSILON = 1e-9
-# Where no span continues, the fresh attention takes the continuation's place.
-_CONTINUE_EPSILON = 1e-6
 # The continuation gate starts at sigmoid(3) = 0.95.
 _FOLLOW_BIAS = 3.0
 
@@ -34,10 +32,10 @@ class CopyAttentionHead(keras.layers.Layer):
     emitted and moved one token on, is the continuation of the span; a
     second gate of the decoder state mixes it with the fresh attention:
 
-        c_t = f * shift(c_{t-1} * [x = y_{t-1}]) / Z + (1 - f) * a_t
+        m_t = shift(c_{t-1} * [x = y_{t-1}])
+        c_t = f * m_t + (1 - f * sum(m_t)) * a_t
 
-    (where no continuation exists, `Z = 0`, the fresh attention stands in
-    for it). The continuation needs the previous step's `c`, so training
+    (the mass that continues no span goes to the fresh attention). The continuation needs the previous step's `c`, so training
     scans over the target positions, and cached decoding carries `c` from
     step to step (`decode`).
 
@@ -187,13 +185,12 @@ class CopyAttentionHead(keras.layers.Layer):
                 ],
             )
             held = ops.reshape(ops.cast(held, "float32"), ops.shape(previous))
-            # ... and move it one token on.
+            # ... and move it one token on. The mass that continues no
+            # span goes to the fresh attention: a distribution again,
+            # with no division whose gradient explodes where none does.
             moved = ops.pad((previous * held)[:, :-1], [[0, 0], [1, 0]])
             total = ops.sum(moved, axis=-1, keepdims=True)
-            continued = (moved + _CONTINUE_EPSILON * fresh) / (
-                total + _CONTINUE_EPSILON
-            )
-            copy = weight * continued + (1.0 - weight) * fresh
+            copy = weight * moved + (1.0 - weight * total) * fresh
             return copy, copy
 
         inputs = (
