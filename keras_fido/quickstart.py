@@ -90,13 +90,12 @@ def parse_args(argv=None):
         "--vocabulary-size",
         type=int,
         default=6000,
-        help="large enough that most answers are one or two pieces, "
-        "which the copy head copies whole",
+        help="pieces of the SentencePiece model trained on the corpus",
     )
     p.add_argument(
         "--split-punctuation",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="punctuation as pieces of its own, so an answer has the same "
         "pieces in its passage as alone (train_sentencepiece's "
         "split_punctuation)",

@@ -10,6 +10,8 @@ from keras_fido.utils.checks import check_positive_int
 _EPSILON = 1e-9
 # The continuation gate starts at sigmoid(3) = 0.95.
 _FOLLOW_BIAS = 3.0
+# Width of the embedding of the piece a span would continue with.
+_CANDIDATE_DIM = 16
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -35,9 +37,12 @@ class CopyAttentionHead(keras.layers.Layer):
         m_t = shift(c_{t-1} * [x = y_{t-1}])
         c_t = f * m_t + (1 - f * sum(m_t)) * a_t
 
-    (the mass that continues no span goes to the fresh attention). The continuation needs the previous step's `c`, so training
-    scans over the target positions, and cached decoding carries `c` from
-    step to step (`decode`).
+    (the mass that continues no span goes to the fresh attention). Both
+    gates also read a small learned embedding of the piece the
+    continuation would copy next, so a span can stop before its ".". The
+    continuation needs the previous step's `c`, so training scans over
+    the target positions, and cached decoding carries `c` from step to
+    step (`decode`).
 
     The layer returns `log p`, which `fit()` treats as logits (the log of a
     distribution is its own log-softmax) and which every sampler reads as
@@ -96,6 +101,19 @@ class CopyAttentionHead(keras.layers.Layer):
         self.head_logits = self.add_weight(
             name="head_logits", shape=(self.num_heads,), initializer="zeros"
         )
+        # What the continuation would copy next, as a small embedding of
+        # its piece, moves both gates (stop before a span's "." rather
+        # than copy it). Zeros: a piece never seen in training moves none.
+        self.candidate_embedding = self.add_weight(
+            name="candidate_embedding",
+            shape=(self.vocabulary_size, _CANDIDATE_DIM),
+            initializer="zeros",
+        )
+        self.candidate_kernel = self.add_weight(
+            name="candidate_kernel",
+            shape=(_CANDIDATE_DIM, 2),
+            initializer="glorot_uniform",
+        )
         self.built = True
 
     def call(
@@ -140,13 +158,11 @@ class CopyAttentionHead(keras.layers.Layer):
         attention = ops.reshape(
             self.copy_attention(attention_scores), (batch, length, -1)
         )
-        follow = ops.sigmoid(
-            ops.cast(self.follow_gate(hidden_states), "float32")
-        )
+        follow = ops.cast(self.follow_gate(hidden_states), "float32")
         if copy_state is None:
             copy_state = ops.zeros_like(attention[:, 0])
         copy_state = ops.convert_to_tensor(copy_state, "float32")
-        copy, copy_state = self.continue_spans(
+        copy, gate_shift, copy_state = self.continue_spans(
             copy_state,
             attention,
             ops.cast(decoder_token_ids, "int32"),
@@ -158,7 +174,9 @@ class CopyAttentionHead(keras.layers.Layer):
         )
         copy = self.scatter_to_vocabulary(copy, encoder_token_ids)
         copy = ops.reshape(copy, ops.shape(logits))
-        gate = ops.sigmoid(ops.cast(self.gate(hidden_states), "float32"))
+        gate = ops.sigmoid(
+            ops.cast(self.gate(hidden_states), "float32") + gate_shift
+        )
         vocabulary = ops.softmax(ops.cast(logits, "float32"), axis=-1)
         log_p = ops.log(gate * vocabulary + (1.0 - gate) * copy + _EPSILON)
         return log_p, copy_state
@@ -169,29 +187,47 @@ class CopyAttentionHead(keras.layers.Layer):
         """The copy distributions `[B', T, S]` of T steps, in order.
 
         Each step mixes its fresh `attention` with the continuation of
-        the step before's distribution (`follow` is the mixing gate); the
-        first step continues `copy_state`. `B'` is a multiple of the
-        passages' batch `B` (r hypotheses per sample in beam search).
+        the step before's distribution; `follow` `[B', T, 1]` holds the
+        mixing gate's logits from the decoder state. The first step
+        continues `copy_state`. `B'` is a multiple of the passages' batch
+        `B` (r hypotheses per sample in beam search).
+
+        Returns `(copy [B', T, S], gate_shift [B', T, 1], copy_state)`:
+        `gate_shift` is what the continuation's next piece adds to the
+        vocabulary gate's logit.
         """
+        batch = ops.shape(encoder_ids)[0]
+        # [B, S, k]: the candidate embedding of every passage token.
+        candidates = ops.take(self.candidate_embedding, encoder_ids, axis=0)
+        kernel = self.candidate_kernel
+
+        def per_sample(x):  # [B', S] -> [B, r, S]
+            return ops.reshape(x, (batch, -1, ops.shape(x)[-1]))
 
         def step(previous, inputs):
-            fresh, previous_ids, weight = inputs
+            fresh, previous_ids, follow_logit = inputs
             # Keep the previous mass where the passage holds the piece just
-            # emitted, [B, r, S] against r hypotheses per sample.
+            # emitted, [B, r, S] against r hypotheses per sample ...
             held = ops.equal(
                 encoder_ids[:, None, :],
-                ops.reshape(previous_ids, (ops.shape(encoder_ids)[0], -1))[
-                    :, :, None
-                ],
+                ops.reshape(previous_ids, (batch, -1))[:, :, None],
             )
             held = ops.reshape(ops.cast(held, "float32"), ops.shape(previous))
-            # ... and move it one token on. The mass that continues no
-            # span goes to the fresh attention: a distribution again,
-            # with no division whose gradient explodes where none does.
+            # ... and move it one token on.
             moved = ops.pad((previous * held)[:, :-1], [[0, 0], [1, 0]])
             total = ops.sum(moved, axis=-1, keepdims=True)
+            # The piece the continuation would copy, [B', k] -> [B', 2].
+            candidate = ops.reshape(
+                ops.matmul(per_sample(moved), candidates),
+                (-1, ops.shape(candidates)[-1]),
+            )
+            shifts = ops.matmul(candidate, kernel)
+            weight = ops.sigmoid(follow_logit + shifts[:, :1])
+            # The mass that continues no span goes to the fresh attention:
+            # a distribution again, with no division (whose gradient
+            # explodes where no span continues).
             copy = weight * moved + (1.0 - weight * total) * fresh
-            return copy, copy
+            return copy, ops.concatenate([copy, shifts[:, 1:]], axis=-1)
 
         inputs = (
             ops.transpose(attention, (1, 0, 2)),
@@ -199,10 +235,12 @@ class CopyAttentionHead(keras.layers.Layer):
             ops.transpose(follow, (1, 0, 2)),
         )
         if attention.shape[1] == 1:  # One decoding step: no loop.
-            copy, _ = step(copy_state, tuple(x[0] for x in inputs))
-            return copy[:, None], copy
-        copy_state, copies = ops.scan(step, copy_state, inputs)
-        return ops.transpose(copies, (1, 0, 2)), copy_state
+            copy_state, outputs = step(copy_state, tuple(x[0] for x in inputs))
+            outputs = outputs[:, None]
+        else:
+            copy_state, outputs = ops.scan(step, copy_state, inputs)
+            outputs = ops.transpose(outputs, (1, 0, 2))
+        return outputs[..., :-1], outputs[..., -1:], copy_state
 
     def copy_attention(self, attention_scores):
         """`[B, kv, g, T, S]` probabilities -> `[B, T, S]`, heads mixed."""

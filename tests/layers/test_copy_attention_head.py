@@ -95,6 +95,21 @@ def test_closed_follow_gate_is_the_fresh_attention():
     np.testing.assert_allclose(p[:, 5], 1.0, atol=1e-5)
 
 
+def test_the_next_piece_can_stop_a_span():
+    """A learned embedding of piece 7 opens the vocabulary gate (</s>)."""
+    head, (logits, *inputs) = span_head(follow_bias=40.0)
+    logits = logits.copy()
+    logits[..., 1] = 50.0
+    embedding = np.zeros((10, head.candidate_kernel.shape[0]), "float32")
+    embedding[7, 0] = 1.0
+    kernel = np.zeros(head.candidate_kernel.shape, "float32")
+    kernel[0, 1] = 80.0
+    head.candidate_embedding.assign(embedding)
+    head.candidate_kernel.assign(kernel)
+    p = np.exp(ops.convert_to_numpy(head(logits, *inputs)))[0]
+    np.testing.assert_array_equal(p.argmax(-1), [5, 6, 1])
+
+
 def test_stepwise_decode_equals_the_scan():
     head, inputs = span_head(follow_bias=0.3)
     full = ops.convert_to_numpy(head(*inputs))
@@ -145,6 +160,8 @@ def test_backbone_carries_the_head_and_its_config(copy_reader):
     backbone = copy_reader.backbone
     paths = [w.path for w in backbone.weights if "copy_head" in w.path]
     assert sorted(paths) == [
+        "copy_head/candidate_embedding",
+        "copy_head/candidate_kernel",
         "copy_head/follow_gate/bias",
         "copy_head/follow_gate/kernel",
         "copy_head/gate/bias",

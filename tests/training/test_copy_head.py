@@ -20,6 +20,8 @@ def test_every_weight_is_carried_over():
         "copy_head/gate/bias",
         "copy_head/follow_gate/kernel",
         "copy_head/follow_gate/bias",
+        "copy_head/candidate_embedding",
+        "copy_head/candidate_kernel",
         "copy_head/head_logits",
     }
     for path, value in old.items():
