@@ -16,23 +16,29 @@ _CANDIDATE_DIM = 16
 
 @keras.saving.register_keras_serializable(package="keras_fido")
 class CopyAttentionHead(keras.layers.Layer):
-    """Mixes the vocabulary softmax with a copy of the attended tokens.
+    """Mixes the vocabulary softmax with a copy of the passages' tokens.
 
     A pointer-generator output (See et al., https://arxiv.org/abs/1704.04368)
-    on the decoder's last cross-attending layer. Its cross-attention
-    probabilities, mixed over query heads by learned weights, form a
-    distribution over the encoder's tokens; scattered onto the vocabulary
-    by the tokens' ids, it becomes a copy distribution. A learned gate of
-    the decoder state mixes it with the usual softmax:
+    with its own attention: a query from the decoder state against a key
+    per encoder token gives a distribution over the passages' tokens;
+    scattered onto the vocabulary by the tokens' ids, it becomes a copy
+    distribution. A learned gate of the decoder state mixes it with the
+    usual softmax:
 
-        p(y) = g * softmax(logits)[y] + (1 - g) * sum_{j: x_j = y} a_j
+        p(y) = g * softmax(logits)[y] + (1 - g) * sum_{j: x_j = y} c_j
+
+    The pointer is trained by the copy loss alone: the decoder's
+    cross-attention stays free to gather what the answer depends on (for
+    instance the country a question is about), which is not where the
+    answer is copied from.
 
     A copied answer usually runs over several pieces, and attention that
     finds the first piece of a span has no reason to find the next one.
     So the copy distribution carries on: at step t, the previous step's
     copy distribution, kept only where the passage holds the piece just
     emitted and moved one token on, is the continuation of the span; a
-    second gate of the decoder state mixes it with the fresh attention:
+    second gate of the decoder state mixes it with the fresh attention
+    `a_t`:
 
         m_t = shift(c_{t-1} * [x = y_{t-1}])
         c_t = f * m_t + (1 - f * sum(m_t)) * a_t
@@ -48,43 +54,53 @@ class CopyAttentionHead(keras.layers.Layer):
     distribution is its own log-softmax) and which every sampler reads as
     logits. The head lets a reader trained from scratch answer with a
     piece it has never produced as a target: the piece only has to be
-    attended to. Without it, T5's untied output projection has never
+    pointed at. Without it, T5's untied output projection has never
     learned a row for such a piece.
 
     Args:
-        num_heads: int. Query heads of the cross-attention that is read.
         vocabulary_size: int. Rows of the output distribution.
+        encoder_hidden_dim: int. Width of the encoder states.
+        key_dim: int. Width of the pointer's queries and keys.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Call arguments:
         logits: `[B, T, V]` vocabulary logits.
-        hidden_states: `[B, T, d]` decoder states (the gate's input).
-        attention_scores: `[B, num_key_value_heads, group, T, S]`
-            cross-attention probabilities of one layer.
-        encoder_token_ids: `[B, P, L]` (or `[B, S]`) ids of the attended
-            tokens, `S = P*L`.
+        hidden_states: `[B, T, d]` decoder states.
+        encoder_keys: `[B, S, key_dim]` the pointer's keys of the encoder
+            states, `S = P*L` (`encoder_keys(encoder_sequence_output)`).
+        encoder_padding_mask: `[B, P, L]` (or `[B, S]`), true on tokens.
+        encoder_token_ids: `[B, P, L]` (or `[B, S]`) ids of the tokens.
         decoder_token_ids: `[B, T]` the decoder's input ids: at step t,
             the piece emitted at step t - 1.
 
     Examples:
     ```python
-    head = keras_fido.layers.CopyAttentionHead(num_heads=2,
-                                               vocabulary_size=10)
+    head = keras_fido.layers.CopyAttentionHead(
+        vocabulary_size=10, encoder_hidden_dim=8, key_dim=4)
+    head.build((1, 1, 10), (1, 1, 4))
+    states = np.ones((1, 3, 8), "float32")
     log_p = head(
         np.zeros((1, 1, 10), "float32"), np.ones((1, 1, 4), "float32"),
-        np.full((1, 1, 2, 1, 3), 1 / 3, "float32"),
-        np.array([[[4, 5, 5]]], "int32"), np.zeros((1, 1), "int32"))
+        head.encoder_keys(states), np.ones((1, 3), "bool"),
+        np.array([[4, 5, 5]], "int32"), np.zeros((1, 1), "int32"))
     np.exp(log_p).sum(-1)  # [[1.]]
     ```
     """
 
-    def __init__(self, num_heads, vocabulary_size, **kwargs):
+    def __init__(
+        self, vocabulary_size, encoder_hidden_dim, key_dim=64, **kwargs
+    ):
         check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
-        check_positive_int("num_heads", num_heads)
         check_positive_int("vocabulary_size", vocabulary_size)
-        self.num_heads = num_heads
+        check_positive_int("encoder_hidden_dim", encoder_hidden_dim)
+        check_positive_int("key_dim", key_dim)
         self.vocabulary_size = vocabulary_size
+        self.encoder_hidden_dim = encoder_hidden_dim
+        self.key_dim = key_dim
+        dense = dict(use_bias=False, dtype=self.dtype_policy)
+        self.query = keras.layers.Dense(key_dim, name="query", **dense)
+        self.key = keras.layers.Dense(key_dim, name="key", **dense)
         self.gate = keras.layers.Dense(1, dtype=self.dtype_policy, name="gate")
         # Opens towards continuing: most copied answers are one span.
         self.follow_gate = keras.layers.Dense(
@@ -95,12 +111,10 @@ class CopyAttentionHead(keras.layers.Layer):
         )
 
     def build(self, logits_shape, hidden_states_shape, *args):
+        self.query.build(hidden_states_shape)
         self.gate.build(hidden_states_shape)
         self.follow_gate.build(hidden_states_shape)
-        # Zeros: every head is read equally at the start.
-        self.head_logits = self.add_weight(
-            name="head_logits", shape=(self.num_heads,), initializer="zeros"
-        )
+        self.key.build((None, None, self.encoder_hidden_dim))
         # What the continuation would copy next, as a small embedding of
         # its piece, moves both gates (stop before a span's "." rather
         # than copy it). Zeros: a piece never seen in training moves none.
@@ -116,18 +130,41 @@ class CopyAttentionHead(keras.layers.Layer):
         )
         self.built = True
 
+    def encoder_keys(self, encoder_sequence_output):
+        """`[B, S, d_enc]` encoder states -> `[B, S, key_dim]` keys."""
+        return ops.cast(self.key(encoder_sequence_output), "float32")
+
+    def pointer_attention(self, hidden_states, encoder_keys, padding_mask):
+        """`[B', T, d]` states -> `[B', T, S]` attention over the tokens.
+
+        `B'` may be `r` hypotheses per sample (beam search): each sample's
+        rows attend to its one copy of the keys as one query sequence.
+        """
+        batch, length = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
+        samples = ops.shape(encoder_keys)[0]
+        query = ops.cast(self.query(hidden_states), "float32")
+        query = ops.reshape(query, (samples, -1, self.key_dim))
+        scores = ops.matmul(query, ops.transpose(encoder_keys, (0, 2, 1)))
+        scores = scores * (self.key_dim**-0.5)
+        mask = ops.reshape(ops.cast(padding_mask, "bool"), (samples, 1, -1))
+        scores = ops.where(mask, scores, -1e9)
+        attention = ops.softmax(scores, axis=-1)
+        return ops.reshape(attention, (batch, length, -1))
+
     def call(
         self,
         logits,
         hidden_states,
-        attention_scores,
+        encoder_keys,
+        encoder_padding_mask,
         encoder_token_ids,
         decoder_token_ids,
     ):
         log_p, _ = self.decode(
             logits,
             hidden_states,
-            attention_scores,
+            encoder_keys,
+            encoder_padding_mask,
             encoder_token_ids,
             decoder_token_ids,
         )
@@ -137,7 +174,8 @@ class CopyAttentionHead(keras.layers.Layer):
         self,
         logits,
         hidden_states,
-        attention_scores,
+        encoder_keys,
+        encoder_padding_mask,
         encoder_token_ids,
         decoder_token_ids,
         copy_state=None,
@@ -148,15 +186,12 @@ class CopyAttentionHead(keras.layers.Layer):
         `decoder_token_ids[:, 0]` (`None` at the start of a sequence); the
         returned one is that of the last step, for the next call.
         """
-        batch, length = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
         encoder_token_ids = ops.reshape(
             ops.cast(encoder_token_ids, "int32"),
             (ops.shape(encoder_token_ids)[0], -1),
         )
-        # Beam search attends with a sample's r hypotheses as one query
-        # sequence of r*T rows: [B, r*T, S] is [B*r, T, S] row for row.
-        attention = ops.reshape(
-            self.copy_attention(attention_scores), (batch, length, -1)
+        attention = self.pointer_attention(
+            hidden_states, encoder_keys, encoder_padding_mask
         )
         follow = ops.cast(self.follow_gate(hidden_states), "float32")
         if copy_state is None:
@@ -204,7 +239,8 @@ class CopyAttentionHead(keras.layers.Layer):
         def per_sample(x):  # [B', S] -> [B, r, S]
             return ops.reshape(x, (batch, -1, ops.shape(x)[-1]))
 
-        def step(previous, inputs):
+        def step(carry, inputs):
+            previous, _ = carry
             fresh, previous_ids, follow_logit = inputs
             # Keep the previous mass where the passage holds the piece just
             # emitted, [B, r, S] against r hypotheses per sample ...
@@ -227,33 +263,24 @@ class CopyAttentionHead(keras.layers.Layer):
             # a distribution again, with no division (whose gradient
             # explodes where no span continues).
             copy = weight * moved + (1.0 - weight * total) * fresh
-            return copy, ops.concatenate([copy, shifts[:, 1:]], axis=-1)
+            # The outputs are the carry (TensorFlow's scan wants them alike).
+            return (copy, shifts[:, 1:]), (copy, shifts[:, 1:])
 
         inputs = (
             ops.transpose(attention, (1, 0, 2)),
             ops.transpose(decoder_token_ids, (1, 0)),
             ops.transpose(follow, (1, 0, 2)),
         )
+        carry = (copy_state, ops.zeros_like(copy_state[:, :1]))
         if attention.shape[1] == 1:  # One decoding step: no loop.
-            copy_state, outputs = step(copy_state, tuple(x[0] for x in inputs))
-            outputs = outputs[:, None]
-        else:
-            copy_state, outputs = ops.scan(step, copy_state, inputs)
-            outputs = ops.transpose(outputs, (1, 0, 2))
-        return outputs[..., :-1], outputs[..., -1:], copy_state
-
-    def copy_attention(self, attention_scores):
-        """`[B, kv, g, T, S]` probabilities -> `[B, T, S]`, heads mixed."""
-        scores = ops.cast(attention_scores, "float32")
-        batch, length = ops.shape(scores)[0], ops.shape(scores)[3]
-        # [B, kv, g, T, S] -> [B, T, S, heads], heads in query-head order.
-        scores = ops.transpose(scores, (0, 3, 4, 1, 2))
-        scores = ops.reshape(scores, (batch, length, -1, self.num_heads))
-        # A softmax over the heads, written out: with one head, keras
-        # warns about a softmax over an axis of size 1.
-        weights = ops.exp(ops.cast(self.head_logits, "float32"))
-        weights = weights / ops.sum(weights)
-        return ops.sum(scores * weights, axis=-1)
+            _, (copy, gate_shift) = step(carry, tuple(x[0] for x in inputs))
+            return copy[:, None], gate_shift[:, None], copy
+        (copy_state, _), (copy, gate_shift) = ops.scan(step, carry, inputs)
+        return (
+            ops.transpose(copy, (1, 0, 2)),
+            ops.transpose(gate_shift, (1, 0, 2)),
+            copy_state,
+        )
 
     def scatter_to_vocabulary(self, attention, encoder_token_ids):
         """`[B, T, S]` weights over tokens -> `[B, T, V]` over their ids.
@@ -280,8 +307,9 @@ class CopyAttentionHead(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "num_heads": self.num_heads,
                 "vocabulary_size": self.vocabulary_size,
+                "encoder_hidden_dim": self.encoder_hidden_dim,
+                "key_dim": self.key_dim,
             }
         )
         return config

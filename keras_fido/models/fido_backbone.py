@@ -70,11 +70,10 @@ class FiDOBackbone(Backbone):
             Defaults to False (T5.1.1).
         copy_attention: bool. Add a copy head
             (`keras_fido.layers.CopyAttentionHead`): the output distribution
-            mixes the vocabulary softmax with the last cross-attending
-            layer's attention over the passage tokens, so a reader can
-            answer with pieces it has never produced as targets. The
-            outputs then also hold `decoder_copy_attention_scores`, and
-            `token_logits` needs the scores and the encoder token ids.
+            mixes the vocabulary softmax with a pointer over the passage
+            tokens that continues copied spans, so a reader can answer
+            with pieces it has never produced as targets. `token_logits`
+            then needs the encoder's outputs and both token ids.
             Defaults to False (T5.1.1's output).
         dtype: a dtype policy (e.g. `"float32"`, `"mixed_bfloat16"`).
 
@@ -183,8 +182,9 @@ class FiDOBackbone(Backbone):
         copy_head = None
         if copy_attention:
             copy_head = CopyAttentionHead(
-                num_heads=decoder_num_heads,
                 vocabulary_size=vocabulary_size,
+                encoder_hidden_dim=encoder_hidden_dim,
+                key_dim=key_value_dim,
                 dtype=dtype,
                 name="copy_head",
             )
@@ -215,12 +215,7 @@ class FiDOBackbone(Backbone):
             encoder_output,
             encoder_padding_mask=encoder_padding_mask,
             decoder_padding_mask=decoder_padding_mask,
-            return_attention_scores=copy_attention,
         )
-        outputs = {}
-        if copy_attention:
-            decoder_output, scores = decoder_output
-            outputs["decoder_copy_attention_scores"] = scores[-1]
         super().__init__(
             inputs={
                 "encoder_token_ids": encoder_token_ids,
@@ -231,7 +226,6 @@ class FiDOBackbone(Backbone):
             outputs={
                 "encoder_sequence_output": encoder_output,
                 "decoder_sequence_output": decoder_output,
-                **outputs,
             },
             dtype=dtype,
             **kwargs,
@@ -393,33 +387,37 @@ class FiDOBackbone(Backbone):
             layout_map[pattern] = axes
         return layout_map
 
-    def token_logits(
-        self,
-        decoder_sequence_output,
-        copy_attention_scores=None,
-        encoder_token_ids=None,
-        decoder_token_ids=None,
-        copy_state=None,
-    ):
-        """Vocabulary logits `[B, T, V]` from decoder states `[B, T, d]`.
-
-        With `copy_attention`, also give the last cross-attending layer's
-        `copy_attention_scores` (`[B, kv, group, T, S]`), the
-        `encoder_token_ids` they attend to and the `decoder_token_ids`
-        that produced the states; the result is then the log of the copy
-        head's mixed distribution. Cached decoding also passes the
-        `copy_state` of the step before (`None` at the first step) and
-        receives `(logits, copy_state)` for the next one.
-        """
+    def vocabulary_logits(self, decoder_sequence_output):
+        """T5's output projection: `[B, T, d]` states -> `[B, T, V]`."""
         x = decoder_sequence_output
         if self.tie_embedding_weights:
             # T5 v1.0 rescales before reusing the input embedding.
             x = x * ops.cast(self.decoder_hidden_dim**-0.5, x.dtype)
-        logits = self.token_embedding(x, reverse=True)
+        return self.token_embedding(x, reverse=True)
+
+    def token_logits(
+        self,
+        decoder_sequence_output,
+        encoder_sequence_output=None,
+        encoder_padding_mask=None,
+        encoder_token_ids=None,
+        decoder_token_ids=None,
+    ):
+        """Output logits `[B, T, V]` of a whole decoder sequence.
+
+        Without a copy head, the vocabulary logits of the states. With
+        `copy_attention`, also give the `encoder_sequence_output` `[B, S,
+        d_enc]`, the `encoder_padding_mask` and `encoder_token_ids` `[B,
+        P, L]` and the `decoder_token_ids` `[B, T]` that produced the
+        states: the result is then the log of the copy head's mixed
+        distribution (cached decoding steps it with `copy_head.decode`).
+        """
+        logits = self.vocabulary_logits(decoder_sequence_output)
         if self.copy_head is None:
             return logits
         copy_inputs = {
-            "copy_attention_scores": copy_attention_scores,
+            "encoder_sequence_output": encoder_sequence_output,
+            "encoder_padding_mask": encoder_padding_mask,
             "encoder_token_ids": encoder_token_ids,
             "decoder_token_ids": decoder_token_ids,
         }
@@ -427,20 +425,17 @@ class FiDOBackbone(Backbone):
         if missing:
             raise ValueError(
                 "A backbone with `copy_attention=True` needs "
-                "`copy_attention_scores`, `encoder_token_ids` and "
-                "`decoder_token_ids` to form its output distribution. "
-                f"Received: None for {', '.join(missing)}"
+                f"{', '.join(f'`{k}`' for k in copy_inputs)} to form its "
+                f"output distribution. Received: None for {', '.join(missing)}"
             )
-        args = (
+        return self.copy_head(
             logits,
             decoder_sequence_output,
-            copy_attention_scores,
+            self.copy_head.encoder_keys(encoder_sequence_output),
+            encoder_padding_mask,
             encoder_token_ids,
             decoder_token_ids,
         )
-        if copy_state is None:
-            return self.copy_head(*args)
-        return self.copy_head.decode(*args, copy_state=copy_state)
 
     def call(self, inputs, training=None, mask=None):
         check_inputs(inputs, self.vocabulary_size)

@@ -87,7 +87,8 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         outputs = backbone(inputs)
         outputs = backbone.token_logits(
             outputs["decoder_sequence_output"],
-            outputs.get("decoder_copy_attention_scores"),
+            outputs["encoder_sequence_output"],
+            inputs["encoder_padding_mask"],
             inputs["encoder_token_ids"],
             inputs["decoder_token_ids"],
         )
@@ -185,12 +186,9 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             decoder_token_ids: `[B, T]` tokens at positions
                 `cache_update_index ... cache_update_index + T - 1`.
             encoder_padding_mask: `[B, P, L]` or `[B, P*L]`.
-            self_attention_cache: the decoding cache of `build_cache`:
-                per-layer self-attention caches (and, with a copy head,
-                the copy head's state after them).
+            self_attention_cache: the per-step cache of `build_cache`.
             cache_update_index: scalar, position of the first token.
-            cross_attention_cache: tuple of cross-attention K/V, one per
-                cross-attending layer.
+            cross_attention_cache: the per-request cache of `build_cache`.
             encoder_token_ids: `[B, P, L]` passage ids; needed only by a
                 backbone with `copy_attention`.
 
@@ -198,23 +196,25 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             `(logits [B, T, V], hidden_states [B, T, d], self_attention_cache)`.
         """
         backbone = self.backbone
-        copy_state = None
-        if backbone.copy_head is not None:
+        copy_head = backbone.copy_head
+        if copy_head is not None:
             self_attention_cache, copy_state = self_attention_cache
+            cross_attention_cache, encoder_keys = cross_attention_cache
         out = backbone.decoder.decode(
             backbone.token_embedding(decoder_token_ids),
             encoder_padding_mask=encoder_padding_mask,
             self_attention_cache=self_attention_cache,
-            cache_update_index=cache_update_index,
             cross_attention_cache=cross_attention_cache,
+            cache_update_index=cache_update_index,
         )
         self_attention_cache = out.self_attention_cache
-        if copy_state is None:
-            logits = backbone.token_logits(out.hidden_states)
-        else:
-            logits, copy_state = backbone.token_logits(
+        logits = backbone.vocabulary_logits(out.hidden_states)
+        if copy_head is not None:
+            logits, copy_state = copy_head.decode(
+                logits,
                 out.hidden_states,
-                out.attention_scores[-1],
+                encoder_keys,
+                encoder_padding_mask,
                 encoder_token_ids,
                 decoder_token_ids,
                 copy_state,
@@ -265,10 +265,13 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         `encoder_sequence_output` `[B, P*L, d_enc]`, when given, is used
         instead of running the encoder (precomputed passage encodings).
 
-        Returns `(self_attention_cache, cross_attention_cache)`. With a
-        copy head, the first is `(self_attention_cache, copy_state)`: the
-        copy distribution `[B, P*L]` the next step continues, zeros before
-        the first.
+        Returns `(self_attention_cache, cross_attention_cache)`: the
+        per-layer self-attention caches, which every step updates, and the
+        cross-attending layers' K/V, computed once. With a copy head, they
+        are `(self_attention_cache, copy_state)`, with the copy
+        distribution `[B, P*L]` the next step continues (zeros before the
+        first), and `(cross_attention_cache, encoder_keys)`, with the copy
+        pointer's keys `[B, P*L, key_dim]`.
         """
         if encoder_sequence_output is None:
             encoder_sequence_output = self.encode(
@@ -282,11 +285,16 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         self_attention_cache = decoder.init_self_attention_cache(
             batch_size, max_length
         )
-        if self.backbone.copy_head is not None:
+        copy_head = self.backbone.copy_head
+        if copy_head is not None:
             copy_state = ops.zeros(
                 ops.shape(encoder_sequence_output)[:2], "float32"
             )
             self_attention_cache = (self_attention_cache, copy_state)
+            cross_attention_cache = (
+                cross_attention_cache,
+                copy_head.encoder_keys(encoder_sequence_output),
+            )
         return self_attention_cache, cross_attention_cache
 
     def generate_step(self, inputs, stop_token_ids=None):
@@ -411,8 +419,8 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                 `encoder_token_ids` and `encoder_padding_mask` `[B, P, L]`.
 
         A reader with a copy head (`copy_attention`) scores a passage
-        instead by the mass its copy attention puts on the passage's
-        tokens at the first step: where it would copy its answer from.
+        instead by the mass its copy pointer puts on the passage's tokens
+        at the first step: where it would copy its answer from.
 
         Returns:
             A numpy float32 array `[B, P]`; passages that are all padding
@@ -430,14 +438,19 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         batch, passages, length = ops.shape(token_ids)
         start = ops.zeros((batch, 1), "int32")
         backbone = self.backbone
-        scores = backbone.decoder.decode(
+        encoded = self.encode(token_ids, padding_mask)
+        out = backbone.decoder.decode(
             backbone.token_embedding(start),
-            self.encode(token_ids, padding_mask),
+            encoded,
             encoder_padding_mask=padding_mask,
-        ).attention_scores
+        )
+        scores = out.attention_scores
         if backbone.copy_head is not None:
             # Where the reader would copy its first piece from.
-            copy = backbone.copy_head.copy_attention(scores[-1])[:, 0]
+            head = backbone.copy_head
+            copy = head.pointer_attention(
+                out.hidden_states, head.encoder_keys(encoded), padding_mask
+            )
             copy = ops.reshape(copy, (batch, passages, length))
             mask = ops.cast(padding_mask, copy.dtype)
             return ops.convert_to_numpy(ops.sum(copy * mask, axis=-1))

@@ -15,20 +15,40 @@ from keras_fido.testing.t5_reference import random_fid_inputs
 VOCAB = 64
 
 
+def pointer_head(length):
+    """A head whose pointer reads the first key coordinate: with the
+    decoder state `e_0`, token j gets attention proportional to
+    `exp(keys[j, 0] / 2)`."""
+    head = CopyAttentionHead(
+        vocabulary_size=10, encoder_hidden_dim=4, key_dim=4
+    )
+    head.build((1, length, 10), (1, length, 4))
+    head.query.kernel.assign(np.eye(4, dtype="float32"))
+    hidden = np.zeros((1, length, 4), "float32")
+    hidden[..., 0] = 1.0
+    return head, hidden
+
+
+def keys_for(probabilities):
+    """Pointer keys `[1, S, 4]` that give these attention probabilities."""
+    p = np.asarray(probabilities, "float32")
+    keys = np.zeros((1, len(p), 4), "float32")
+    keys[0, :, 0] = 2.0 * np.log(np.maximum(p, 1e-30))
+    return keys
+
+
 def head_inputs(gate_bias):
     """Logits favouring id 3, attention on ids 7 and 9 of one passage."""
-    head = CopyAttentionHead(num_heads=2, vocabulary_size=10)
+    head, hidden = pointer_head(length=1)
     logits = np.zeros((1, 1, 10), "float32")
     logits[0, 0, 3] = 50.0
-    hidden = np.zeros((1, 1, 4), "float32")
-    # [B=1, kv=1, group=2, T=1, S=4]: both heads 3/4 on id 7, 1/4 on id 9.
-    scores = np.array([0.5, 0.25, 0.25, 0.0], "float32")
-    scores = np.broadcast_to(scores, (1, 1, 2, 1, 4)).copy()
+    # 3/4 on id 7, 1/4 on id 9; the last token is padding.
+    keys = keys_for([0.5, 0.25, 0.25, 1.0])
+    mask = np.array([[[1, 1, 1, 0]]], "int32")
     ids = np.array([[[7, 9, 7, 0]]], "int32")
     previous = np.zeros((1, 1), "int32")
-    head.build(logits.shape, hidden.shape)
     head.gate.bias.assign(np.array([gate_bias], "float32"))
-    return head, (logits, hidden, scores, ids, previous)
+    return head, (logits, hidden, keys, mask, ids, previous)
 
 
 def test_closed_gate_is_the_copy_distribution():
@@ -46,13 +66,14 @@ def test_open_gate_is_the_vocabulary_softmax():
 
 def test_output_is_a_log_distribution():
     rng = np.random.default_rng(0)
-    head = CopyAttentionHead(num_heads=4, vocabulary_size=VOCAB)
-    scores = rng.random((2, 1, 4, 3, 10)).astype("float32")
-    scores /= scores.sum(-1, keepdims=True)
+    head = CopyAttentionHead(vocabulary_size=VOCAB, encoder_hidden_dim=6)
+    head.build((2, 3, VOCAB), (2, 3, 8))
+    states = rng.normal(size=(2, 10, 6)).astype("float32")
     log_p = head(
         rng.normal(size=(2, 3, VOCAB)).astype("float32"),
         rng.normal(size=(2, 3, 8)).astype("float32"),
-        scores,
+        head.encoder_keys(states),
+        np.ones((2, 2, 5), "bool"),
         rng.integers(0, VOCAB, (2, 2, 5)).astype("int32"),
         rng.integers(0, VOCAB, (2, 3)).astype("int32"),
     )
@@ -61,21 +82,28 @@ def test_output_is_a_log_distribution():
     )
 
 
+def test_padding_gets_no_copy_mass():
+    head, (logits, hidden, keys, mask, ids, previous) = head_inputs(-40.0)
+    ids = np.array([[[7, 9, 7, 5]]], "int32")  # id 5 only on padding
+    p = np.exp(
+        ops.convert_to_numpy(head(logits, hidden, keys, mask, ids, previous))
+    )
+    assert p[0, 0, 5] < 1e-6
+
+
 def span_head(follow_bias):
     """Gate closed (copy only); attention always on the passage's start."""
-    head = CopyAttentionHead(num_heads=1, vocabulary_size=10)
-    head.build((1, 3, 10), (1, 3, 4))
+    head, hidden = pointer_head(length=3)
     head.gate.bias.assign(np.array([-40.0], "float32"))
     head.follow_gate.bias.assign(np.array([follow_bias], "float32"))
     # Passage "5 6 7 6 8"; fresh attention points at its first token at
     # every step, so only the continuation can spell "5 6 7".
-    scores = np.zeros((1, 1, 1, 3, 5), "float32")
-    scores[..., 0] = 1.0
     ids = np.array([[[5, 6, 7, 6, 8]]], "int32")
     inputs = (
         np.zeros((1, 3, 10), "float32"),
-        np.zeros((1, 3, 4), "float32"),
-        scores,
+        hidden,
+        keys_for([1.0, 0.0, 0.0, 0.0, 0.0]),
+        np.ones_like(ids),
         ids,
         np.array([[0, 5, 6]], "int32"),  # start, then the span so far
     )
@@ -113,13 +141,14 @@ def test_the_next_piece_can_stop_a_span():
 def test_stepwise_decode_equals_the_scan():
     head, inputs = span_head(follow_bias=0.3)
     full = ops.convert_to_numpy(head(*inputs))
-    logits, hidden, scores, ids, previous = inputs
+    logits, hidden, keys, mask, ids, previous = inputs
     state = np.zeros((1, 5), "float32")
     for t in range(3):
         log_p, state = head.decode(
             logits[:, t : t + 1],
             hidden[:, t : t + 1],
-            scores[:, :, :, t : t + 1],
+            keys,
+            mask,
             ids,
             previous[:, t : t + 1],
             copy_state=state,
@@ -131,16 +160,18 @@ def test_stepwise_decode_equals_the_scan():
 
 def test_serialization():
     run_layer_serialization_check(
-        CopyAttentionHead(num_heads=2, vocabulary_size=10),
+        CopyAttentionHead(vocabulary_size=10, encoder_hidden_dim=4, key_dim=4),
         head_inputs(0.0)[1],
     )
 
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="vocabulary_size"):
-        CopyAttentionHead(num_heads=2, vocabulary_size=0)
+        CopyAttentionHead(vocabulary_size=0, encoder_hidden_dim=4)
+    with pytest.raises(ValueError, match="key_dim"):
+        CopyAttentionHead(vocabulary_size=4, encoder_hidden_dim=4, key_dim=0)
     with pytest.raises(ValueError, match="(?i)did you mean `vocabulary_size`"):
-        CopyAttentionHead(num_heads=2, vocabulary_size=4, vocab_size=4)
+        CopyAttentionHead(vocabulary_size=4, encoder_hidden_dim=4, vocab_size=4)
 
 
 @pytest.fixture(scope="module", params=["fid", "fido"])
@@ -166,7 +197,8 @@ def test_backbone_carries_the_head_and_its_config(copy_reader):
         "copy_head/follow_gate/kernel",
         "copy_head/gate/bias",
         "copy_head/gate/kernel",
-        "copy_head/head_logits",
+        "copy_head/key/kernel",
+        "copy_head/query/kernel",
     ]
     assert backbone.get_config()["copy_attention"] is True
     rebuilt = FiDOBackbone.from_config(backbone.get_config())

@@ -22,7 +22,8 @@ def test_every_weight_is_carried_over():
         "copy_head/follow_gate/bias",
         "copy_head/candidate_embedding",
         "copy_head/candidate_kernel",
-        "copy_head/head_logits",
+        "copy_head/key/kernel",
+        "copy_head/query/kernel",
     }
     for path, value in old.items():
         np.testing.assert_array_equal(new[path], value, err_msg=path)
