@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_fido.data import build_country_qa
 from keras_fido.data import copyable_answers
 from keras_fido.data import corpus_lines
+from keras_fido.data import example_text_lines
 from keras_fido.data import train_sentencepiece
 from keras_fido.data.counterfactual_examples import counterfactual_examples
 from keras_fido.metrics import evaluate_predictions
@@ -91,6 +92,14 @@ def parse_args(argv=None):
         type=int,
         default=6000,
         help="pieces of the SentencePiece model trained on the corpus",
+    )
+    p.add_argument(
+        "--tokenizer-text",
+        choices=("train", "corpus"),
+        default="corpus",
+        help="train the SentencePiece model on the training examples' "
+        "text (every piece then has a trained embedding) or on the whole "
+        "passage corpus with every question",
     )
     p.add_argument(
         "--split-punctuation",
@@ -272,11 +281,17 @@ def build_task(args):
         )
         + f" ({time.perf_counter() - t0:.0f} s to build and retrieve)"
     )
+    if args.tokenizer_text == "train":
+        # Only what the readers train on: every piece gets trained.
+        lines = example_text_lines(splits["train"])
+    else:
+        lines = corpus_lines(include_questions=True)
     proto = train_sentencepiece(
-        corpus_lines(include_questions=True),
+        lines,
         vocab_size=args.vocabulary_size,
         model_type="bpe",
         split_punctuation=args.split_punctuation,
+        hard_vocab_limit=False,
     )
     tokenizer = FiDOTokenizer(proto=proto)
     preprocessor = FiDOSeq2SeqLMPreprocessor(

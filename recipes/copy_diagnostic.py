@@ -1,15 +1,16 @@
 """Can a reader learn to copy? A synthetic task with only that solution.
 
     KERAS_BACKEND=jax python recipes/copy_diagnostic.py --json \
-        docs/quality/copy_diagnostic.json
+        docs/quality/diagnostics/copy_diagnostic.json
 
 Each example is `--passages` passages of random pieces with one marker
 piece in one of them; the target is the piece right after the marker
-(`--span` pieces with a larger span). Test passages are drawn afresh, so nothing can be
-memorised: a reader is right only if it copies. The same tiny FiD reader
-is trained with and without the copy head (`copy_attention`), same seed,
-same steps, and the recipe records held-out accuracy every `--every`
-steps: how long the copying takes to appear, if it does.
+(`--span` pieces with a larger span). Test passages are drawn afresh, so
+nothing can be memorised: a reader is right only if it copies. The same
+tiny FiD reader is trained with and without the copy head
+(`copy_attention`), same seed, same steps, and the recipe records
+held-out accuracy every `--every` steps: how long the copying takes to
+appear, if it does.
 """
 
 import argparse
@@ -136,6 +137,7 @@ def main(argv=None):
         + " ".join(sys.argv[1:] if argv is None else argv),
         "backend": keras.config.backend(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "copy_head": "pointer",
         "runs": {
             name: run(args, copy_attention=name == "copy_head")
             for name in args.outputs

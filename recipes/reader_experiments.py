@@ -40,6 +40,8 @@ from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 
+# How `copy_attention` copies, recorded with each run.
+COPY_HEAD = "pointer"
 COPY_FACTS = ("capital", "population", "tld", "demonym")
 
 
@@ -280,7 +282,10 @@ def main(argv=None):
         "name": args.name,
         "command": "KERAS_BACKEND=jax python recipes/reader_experiments.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
-        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "settings": {
+            **{k: v for k, v in vars(args).items() if k != "json"},
+            "copy_head": COPY_HEAD if args.copy_attention else None,
+        },
         "training_examples": len(full),
         "copy_phase_examples": len(phase),
         "test_em": scores["exact_match"],

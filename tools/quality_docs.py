@@ -67,23 +67,33 @@ def _em(record, fact=None):
     return f"{record['test_em_by_fact'].get(fact, 0.0):.0f}%"
 
 
+def _copy_head(record):
+    """Which copy head a record's reader had (`None`: no copy head)."""
+    if not _uses_copy_head(record):
+        return None
+    # Records made before the setting was recorded read the decoder's
+    # last cross-attention.
+    return record["settings"].get("copy_head") or "cross_attention"
+
+
 def _copy_head_contrasts(records, baseline=None):
     """One sentence per pair of records that differ in one setting.
 
-    `baseline`, the quickstart's FiDO record, stands for `copy_head_6k`
-    when no experiment of that name was recorded: the recipe trains the
-    quickstart's FiDO reader with the quickstart's data and schedule, so
-    with the same flags it is the same run.
+    `baseline`, the quickstart's FiDO record, stands for
+    `pointer_6k_punct`: the recipe trains the quickstart's FiDO reader
+    with the quickstart's data and schedule, so with the same flags it is
+    the same run.
     """
     named = _named(records)
-    if baseline is not None and "copy_head_6k" not in named:
-        named["copy_head_6k"] = dict(baseline, name="the quickstart's fido")
+    if baseline is not None and "pointer_6k_punct" not in named:
+        named["pointer_6k_punct"] = dict(baseline, name="the quickstart's fido")
     out = []
     pairs = (
         ("copy_head", "copy_head_6k", "vocabulary"),
         ("vocabulary_6k", "copy_head_6k", "head"),
-        ("copy_head_6k", "copy_head_6k_e8", "epochs"),
-        ("copy_head_6k", "copy_head_6k_punct", "punctuation"),
+        ("copy_head_6k_punct", "pointer_6k_punct", "pointer"),
+        ("pointer_6k", "pointer_6k_punct", "punctuation"),
+        ("pointer_6k_punct", "pointer_6k_punct_e8", "epochs"),
     )
     for a, b, what in pairs:
         if a not in named or b not in named:
@@ -102,32 +112,40 @@ def _copy_head_contrasts(records, baseline=None):
                 "vocabulary alone only adds output rows that no target "
                 "trains."
             )
+        elif what == "pointer":
+            out.append(
+                "The same settings with the pointer head, which has its own "
+                "query and keys and carries a copied span on from piece to "
+                f"piece (`{b}`), against the head that reads the last "
+                f"cross-attending layer (`{a}`): test EM {_em(ra)} to "
+                f"{_em(rb)}; population {_em(ra, 'population')} to "
+                f"{_em(rb, 'population')}, area {_em(ra, 'area')} to "
+                f"{_em(rb, 'area')}, currency {_em(ra, 'currency')} to "
+                f"{_em(rb, 'currency')}, capital {_em(ra, 'capital')} to "
+                f"{_em(rb, 'capital')}."
+            )
         elif what == "epochs":
+            verdict = (
+                "more steps still help, so the run's budget is part of what "
+                "limits it"
+                if rb["test_em"] > ra["test_em"] + 3
+                else "the budget is not what limits it"
+            )
             out.append(
                 f"Twice the training (`{b}`, 8 epochs) gives {_em(rb)} "
-                f"against {_em(ra)}: the budget is not what limits it."
+                f"against {_em(ra)}: {verdict}."
             )
         else:
-            verdict = (
-                "so copyability is what held them back"
-                if rb["test_em"] > ra["test_em"]
-                else "the answers become copyable, but longer: numbers "
-                "split at their commas and names at their apostrophes, and "
-                "the head does not yet carry a copy on from one piece to "
-                "the next reliably, so EM falls"
-            )
             out.append(
                 "Punctuation as pieces of its own (`train_sentencepiece("
-                f"split_punctuation=True)`, `{b}`): test EM {_em(ra)} to "
-                f"{_em(rb)}, calling code {_em(ra, 'calling_code')} to "
-                f"{_em(rb, 'calling_code')}, population "
-                f"{_em(ra, 'population')} to {_em(rb, 'population')}, "
-                f"capital {_em(ra, 'capital')} to {_em(rb, 'capital')}. "
-                "Without it BPE learns pieces such as `+1268.` (number and "
-                "period), so the answer `+1268` is a piece sequence that "
-                "never stands in its passage "
-                "(`keras_fido.data.copyable_answers` counts them); with it "
-                f"{verdict}."
+                f"split_punctuation=True)`, `{a}` to `{b}`): test EM "
+                f"{_em(ra)} to {_em(rb)}, calling code "
+                f"{_em(ra, 'calling_code')} to {_em(rb, 'calling_code')}, "
+                f"population {_em(ra, 'population')} to "
+                f"{_em(rb, 'population')}. Without it BPE learns pieces such "
+                "as `+1268.` (number and period), so the answer `+1268` is "
+                "a piece sequence that never stands in its passage "
+                "(`keras_fido.data.copyable_answers` counts them)."
             )
     return out
 
@@ -181,16 +199,26 @@ def findings(records, baseline=None):
   through the values of the cross-attention into that row: in these runs
   that path does not form within the steps of the run."""
         )
-    if copying:
-        best = max(copying, key=lambda r: r["test_em"])
+    heads = {
+        "cross_attention": "a copy head that reads the last cross-attending "
+        "layer's attention, mixed over its heads, with no span continuation",
+        "pointer": "the pointer copy head (its own query and keys, spans "
+        "carried on from piece to piece)",
+    }
+    for head, text in heads.items():
+        group = [r for r in copying if _copy_head(r) == head]
+        if head == "pointer" and baseline is not None:
+            group.append(dict(baseline, name="the quickstart's fido"))
+        if not group:
+            continue
+        best = max(group, key=lambda r: r["test_em"])
         lines.append(
-            f"""- With the copy head (`FiDOBackbone(copy_attention=True)`,
-  {len(copying)} experiments), the attention of the last cross-attending
-  layer is itself a distribution over passage pieces, so copying needs
-  only attention in the right place: the best copy-fact EM rises to
-  {_copy_best(copying):.0f}% and the best test EM to {best["test_em"]:.1f}
+            f"""- With {text} ({len(group)} runs), copying needs only
+  attention in the right place: the best copy-fact EM is
+  {_copy_best(group):.0f}% and the best test EM {best["test_em"]:.1f}
   (`{best["name"]}`)."""
         )
+    if copying or baseline is not None:
         lines += [
             f"- {line}" for line in _copy_head_contrasts(records, baseline)
         ]
@@ -207,15 +235,17 @@ def _by_fact_row(by_fact):
 
 def experiment_table(records):
     head = (
-        "| experiment | test EM | "
+        "| experiment | copy head | test EM | "
         + " | ".join(FACTS)
         + " | final loss | train s |\n|"
-        + "---|" * (len(FACTS) + 4)
+        + "---|" * (len(FACTS) + 5)
     )
     rows = [head]
     for record in records:
         rows.append(
-            f"| {record['name']} | {record['test_em']:.1f} | "
+            f"| {record['name']} | "
+            f"{(_copy_head(record) or '-').replace('_', ' ')} | "
+            f"{record['test_em']:.1f} | "
             + _by_fact_row(record["test_em_by_fact"])
             + f" | {record['final_train_loss']:.3f} | "
             f"{record['train_seconds']:.0f} |"
@@ -402,43 +432,50 @@ def _ladder_reading(ladder):
     )
 
 
-def diagnostic_section(path):
-    """The synthetic copying task of `recipes/copy_diagnostic.py`."""
-    with open(path) as f:
-        record = json.load(f)
-    runs = record["runs"]
-    steps = [p["step"] for p in runs["t5_output"]["curve"]]
-    lines = [
-        "## Can the reader learn to copy at all?",
-        "",
-        f"`{record['command']}`: one passage of "
-        f"{record['settings']['passage_length']} random pieces (of "
-        f"{record['settings']['vocabulary_size']}) with one marker; the "
-        "target is the piece after the marker; test passages are new, so "
-        "only copying is right. Held-out copy accuracy (%) by training "
-        "step, same tiny FiD reader and seed:",
-        "",
-        "| output | " + " | ".join(str(s) for s in steps) + " |",
-        "|" + "---|" * (len(steps) + 1),
-    ]
-    for name, run in runs.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(f"{p['copy_accuracy']:.0f}" for p in run["curve"])
-            + " |"
-        )
-    plain, head = (runs[k]["curve"][-1] for k in ("t5_output", "copy_head"))
-    lines += [
-        "",
-        f"After {plain['step']} steps, T5.1.1's output copies "
-        f"{plain['copy_accuracy']:.0f}% of the held-out pieces and the copy "
-        f"head {head['copy_accuracy']:.0f}%: with T5's output, the piece's "
-        "identity has to travel from the encoder through the cross-"
-        "attention values into a vocabulary row, and where to look gets no "
-        "gradient until it does; with the head, the attention itself is "
-        "the answer's distribution, and the position after the marker is "
-        "found directly.",
-    ]
+def diagnostic_section(paths):
+    """The synthetic copying tasks of `recipes/copy_diagnostic.py`."""
+    lines = ["## Can the reader learn to copy at all?", ""]
+    for path in paths:
+        with open(path) as f:
+            record = json.load(f)
+        settings, runs = record["settings"], record["runs"]
+        steps = [p["step"] for p in next(iter(runs.values()))["curve"]]
+        passages = settings.get("passages", 1)
+        span = settings.get("span", 1)
+        lines += [
+            f"`{record['command']}`: {passages} passage(s) of "
+            f"{settings['passage_length']} random pieces (of "
+            f"{settings['vocabulary_size']}), one marker in one of them; "
+            f"the target is the {span} piece(s) after the marker; test "
+            "passages are new, so only copying is right. Held-out exact "
+            "copies (%) by training step, same tiny FiD reader and seed:",
+            "",
+            "| output | " + " | ".join(str(s) for s in steps) + " |",
+            "|" + "---|" * (len(steps) + 1),
+        ]
+        for name, run in runs.items():
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{p['copy_accuracy']:.0f}" for p in run["curve"])
+                + " |"
+            )
+        lines.append("")
+        if {"t5_output", "copy_head"} <= set(runs):
+            plain, head = (
+                runs[k]["curve"][-1] for k in ("t5_output", "copy_head")
+            )
+            lines += [
+                f"After {plain['step']} steps, T5.1.1's output copies "
+                f"{plain['copy_accuracy']:.0f}% of the held-out pieces and "
+                f"the copy head {head['copy_accuracy']:.0f}%: with T5's "
+                "output, the piece's identity has to travel from the "
+                "encoder through the cross-attention values into a "
+                "vocabulary row, and where to look gets no gradient until "
+                "it does; with the head, the pointer itself is the answer's "
+                "distribution, and the position after the marker is found "
+                "directly.",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -449,17 +486,20 @@ def _quickstart_fido(path):
     with open(path) as f:
         fido = json.load(f).get("fido")
     settings = (fido or {}).get("settings", {})
-    if not settings.get("copy_attention") or settings.get("split_punctuation"):
+    if not settings.get("copy_attention"):
         return None
-    return fido
+    if not settings.get("split_punctuation"):
+        return None
+    # The quickstart reads with the library's copy head: the pointer.
+    return dict(fido, settings=dict(settings, copy_head="pointer"))
 
 
-def render(records, quickstart_json, ladder_json=None, diagnostic_json=None):
+def render(records, quickstart_json, ladder_json=None, diagnostics=()):
     parts = [INTRO]
     if quickstart_json and os.path.exists(quickstart_json):
         parts += [quickstart_section(quickstart_json), ""]
-    if diagnostic_json and os.path.exists(diagnostic_json):
-        parts += [diagnostic_section(diagnostic_json), ""]
+    if diagnostics:
+        parts += [diagnostic_section(diagnostics), ""]
     if ladder_json and os.path.exists(ladder_json):
         parts += [ladder_section(ladder_json), ""]
     parts += [
@@ -486,10 +526,7 @@ def main(argv=None):
     p.add_argument(
         "--ladder", default="docs/quality/ladder/ladder_cpu_jax.json"
     )
-    p.add_argument(
-        "--diagnostic",
-        default="docs/quality/diagnostics/copy_diagnostic.json",
-    )
+    p.add_argument("--diagnostics", default="docs/quality/diagnostics")
     p.add_argument("--out", default="docs/quality.md")
     args = p.parse_args(argv)
     paths = sorted(glob.glob(os.path.join(args.records, "*.json")))
@@ -499,7 +536,14 @@ def main(argv=None):
             records.append(json.load(f))
     records.sort(key=lambda r: r.get("name", ""))
     with open(args.out, "w") as f:
-        f.write(render(records, args.quickstart, args.ladder, args.diagnostic))
+        f.write(
+            render(
+                records,
+                args.quickstart,
+                args.ladder,
+                sorted(glob.glob(os.path.join(args.diagnostics, "*.json"))),
+            )
+        )
     print(f"wrote {args.out} from {len(records)} experiment record(s)")
 
 

@@ -20,6 +20,7 @@ _LAZY = {
     "cloze_examples": ("cloze_examples", ()),
     "copyable_answers": ("copyable_answers", ()),
     "corpus_lines": ("country_qa", _DEMO),
+    "example_text_lines": ("example_text_lines", ()),
     "country_qa_passages": ("country_qa", _DEMO),
     "country_qa_stats": ("country_qa", _DEMO),
     "load_fid_json": ("fid_json", ()),
