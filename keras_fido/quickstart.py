@@ -266,6 +266,25 @@ def answers_seen_in_training(train, test):
     return counts
 
 
+def train_tokenizer(args, train):
+    """The BPE tokenizer of `args` (`vocabulary_size`, `tokenizer_text`,
+    `split_punctuation`), trained in memory."""
+    if args.tokenizer_text == "train":
+        # Only what the readers train on: every piece gets trained.
+        lines = example_text_lines(train)
+    else:
+        lines = corpus_lines(include_questions=True)
+    proto = train_sentencepiece(
+        lines,
+        vocab_size=args.vocabulary_size,
+        model_type="bpe",
+        split_punctuation=args.split_punctuation,
+        # The training text alone may hold fewer pieces than asked for.
+        hard_vocab_limit=args.tokenizer_text != "train",
+    )
+    return FiDOTokenizer(proto=proto)
+
+
 def build_task(args):
     """The splits (test also with 2P passages), tokenizer, preprocessor."""
     t0 = time.perf_counter()
@@ -281,19 +300,7 @@ def build_task(args):
         )
         + f" ({time.perf_counter() - t0:.0f} s to build and retrieve)"
     )
-    if args.tokenizer_text == "train":
-        # Only what the readers train on: every piece gets trained.
-        lines = example_text_lines(splits["train"])
-    else:
-        lines = corpus_lines(include_questions=True)
-    proto = train_sentencepiece(
-        lines,
-        vocab_size=args.vocabulary_size,
-        model_type="bpe",
-        split_punctuation=args.split_punctuation,
-        hard_vocab_limit=False,
-    )
-    tokenizer = FiDOTokenizer(proto=proto)
+    tokenizer = train_tokenizer(args, splits["train"])
     preprocessor = FiDOSeq2SeqLMPreprocessor(
         tokenizer,
         num_passages=args.passages,

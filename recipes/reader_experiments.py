@@ -30,15 +30,12 @@ import tensorflow as tf
 from keras_fido import quickstart
 from keras_fido.data import build_country_qa
 from keras_fido.data import cloze_examples
-from keras_fido.data import corpus_lines
-from keras_fido.data import train_sentencepiece
 from keras_fido.data.counterfactual_examples import counterfactual_examples
 from keras_fido.metrics import evaluate_predictions
 from keras_fido.metrics.answer_recall import has_answer
 from keras_fido.models import FiDOBackbone
 from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
-from keras_fido.models import FiDOTokenizer
 
 # How `copy_attention` copies, recorded with each run.
 COPY_HEAD = "pointer"
@@ -90,6 +87,12 @@ def parse_args(argv=None):
         action="store_true",
         help="punctuation as pieces of its own (train_sentencepiece's "
         "split_punctuation)",
+    )
+    p.add_argument(
+        "--tokenizer-text",
+        choices=("train", "corpus"),
+        default="corpus",
+        help="as the quickstart's --tokenizer-text",
     )
     p.add_argument(
         "--copy-attention",
@@ -233,13 +236,7 @@ def main(argv=None):
     splits = build_country_qa(num_passages=4, seed=args.seed)
     if args.limit:
         splits = {k: v[: args.limit] for k, v in splits.items()}
-    proto = train_sentencepiece(
-        corpus_lines(include_questions=True),
-        vocab_size=args.vocabulary_size,
-        model_type="bpe",
-        split_punctuation=args.split_punctuation,
-    )
-    tokenizer = FiDOTokenizer(proto=proto)
+    tokenizer = quickstart.train_tokenizer(args, splits["train"])
 
     def preprocessor(passages, length):
         return FiDOSeq2SeqLMPreprocessor(

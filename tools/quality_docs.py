@@ -287,14 +287,18 @@ def _quickstart_settings(readers):
     if not settings:
         return "defaults"
     head = (
-        "copy head on both readers"
+        "the pointer copy head on both readers"
         if settings.get("copy_attention")
         else "no copy head"
     )
+    vocabulary = f"a {settings['vocabulary_size']:,}-piece BPE vocabulary"
+    if settings.get("tokenizer_text") == "train":
+        vocabulary += " trained on the training examples' text"
+    if settings.get("split_punctuation"):
+        vocabulary += " with punctuation as pieces of its own"
     return (
         f"defaults: {settings['passages']} BM25 passages x "
-        f"{settings['passage_length']} tokens, a "
-        f"{settings['vocabulary_size']:,}-piece vocabulary, "
+        f"{settings['passage_length']} tokens, {vocabulary}, "
         f"{settings['counterfactual_copies']} answer-swapped copy of each "
         f"training question, {settings['epochs']} epochs, {head}"
     )
@@ -374,7 +378,8 @@ def ladder_section(path):
         "Encoder: the mini size (2 layers, width 96) for every variant; "
         "EM is the mean over seeds +- its standard deviation, EM by fact "
         "the mean; ms/sample is greedy `generate` on the test questions "
-        "(median over seeds), encoder included.",
+        "(median over seeds), encoder included."
+        + _ladder_head(record["settings"]),
         "",
         "| variant | decoder | K | K/V heads | parameters | test EM | "
         "ms/sample | " + " | ".join(FACTS) + " |",
@@ -397,6 +402,18 @@ def ladder_section(path):
         rel = os.path.relpath(plot, "docs")
         lines += ["", f"![EM against ms/sample]({rel})"]
     return "\n".join(lines)
+
+
+def _ladder_head(settings):
+    if not settings.get("copy_attention"):
+        return " No copy head."
+    head = _copy_head({"settings": settings})
+    if head == "pointer":
+        return " Every variant has the pointer copy head."
+    return (
+        " Every variant has a copy head that reads the last "
+        "cross-attending layer's attention, without span continuation."
+    )
 
 
 def _ladder_reading(ladder):
