@@ -183,7 +183,8 @@ def test_quickstart_records_its_settings_and_copy_head(tmp_path):
     )
     settings = json.loads(out.read_text())["fido"]["settings"]
     assert settings["copy_attention"] is True
-    assert settings["split_punctuation"] is False
+    assert settings["split_punctuation"] is True
+    assert settings["tokenizer_text"] == "corpus"
     assert settings["vocabulary_size"] == 400
 
 
