@@ -493,6 +493,23 @@ def diagnostic_section(paths):
                 "directly.",
                 "",
             ]
+        elif "copy_head" in runs and span > 1:
+            curve = runs["copy_head"]["curve"]
+            first = next(
+                (p["step"] for p in curve if p["copy_accuracy"] >= 90), None
+            )
+            reached = (
+                f"copies {curve[-1]['copy_accuracy']:.0f}% of the held-out "
+                f"spans whole after {curve[-1]['step']} steps"
+                + (f" (90% from step {first})" if first else "")
+            )
+            lines += [
+                f"With {passages} passages and {span}-piece answers, the "
+                f"copy head {reached}: the pointer finds the first piece "
+                "and the span continuation carries the copy on to the "
+                "next ones.",
+                "",
+            ]
     return "\n".join(lines)
 
 
