@@ -208,7 +208,11 @@ def main(argv=None):
         + " ".join(sys.argv[1:] if argv is None else argv),
         "backend": keras.config.backend(),
         "seeds": args.seeds,
-        "settings": {k: v for k, v in vars(recipe).items() if k != "json"},
+        "settings": {
+            **{k: v for k, v in vars(recipe).items() if k != "json"},
+            # How `copy_attention` copies.
+            "copy_head": "pointer" if recipe.copy_attention else None,
+        },
         "ladder": ladder,
         "run_total_seconds": time.perf_counter() - start,
     }

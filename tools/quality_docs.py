@@ -94,6 +94,7 @@ def _copy_head_contrasts(records, baseline=None):
         ("copy_head_6k_punct", "pointer_6k_punct", "pointer"),
         ("pointer_6k", "pointer_6k_punct", "punctuation"),
         ("pointer_6k_punct", "pointer_6k_punct_e8", "epochs"),
+        ("pointer_6k_punct", "pointer_6k_punct_train_text", "tokenizer"),
     )
     for a, b, what in pairs:
         if a not in named or b not in named:
@@ -123,6 +124,17 @@ def _copy_head_contrasts(records, baseline=None):
                 f"{_em(rb, 'area')}, currency {_em(ra, 'currency')} to "
                 f"{_em(rb, 'currency')}, capital {_em(ra, 'capital')} to "
                 f"{_em(rb, 'capital')}."
+            )
+        elif what == "tokenizer":
+            out.append(
+                "A tokenizer trained only on the training examples' text "
+                f"(`{b}`, `--tokenizer-text train`), so that every piece has "
+                "a trained embedding and held-out names are cut into known "
+                f"pieces: test EM {_em(ra)} to {_em(rb)}, capital "
+                f"{_em(ra, 'capital')} to {_em(rb, 'capital')}, calling code "
+                f"{_em(ra, 'calling_code')} to {_em(rb, 'calling_code')}; "
+                "held-out answers then take more, smaller pieces, and EM "
+                "falls."
             )
         elif what == "epochs":
             verdict = (
@@ -437,15 +449,30 @@ def _ladder_reading(ladder):
         )
     if not parts:
         return ""
+    larger = ""
+    if "fido" in rows and "fido_larger_decoder" in rows:
+        gain = (
+            rows["fido_larger_decoder"]["test_em_mean"]
+            - rows["fido"]["test_em_mean"]
+        )
+        larger = (
+            " The larger decoder, twice the parameters at about "
+            f"{rows['fido_larger_decoder']['generate_ms_per_sample']:.1f} "
+            "ms/sample, "
+            + (
+                "scores higher, the direction the paper reports."
+                if gain > 0
+                else "is not trained enough by the same steps on a few "
+                "thousand questions."
+            )
+        )
     return (
         "Read step by step: "
         + "; ".join(parts)
         + ". At these sizes a greedy answer costs a few milliseconds on "
         "the CPU, most of it the encoder and the per-step overhead, so "
         "LSA and MQ save little time here; the decoder-bound regime where "
-        "they pay is measured in [performance.md](performance.md). The "
-        "larger decoder has twice the parameters for the same steps, "
-        "which is not enough to train it on a few thousand questions."
+        "they pay is measured in [performance.md](performance.md)." + larger
     )
 
 
