@@ -101,6 +101,9 @@ class CopyAttentionHead(keras.layers.Layer):
         dense = dict(use_bias=False, dtype=self.dtype_policy)
         self.query = keras.layers.Dense(key_dim, name="query", **dense)
         self.key = keras.layers.Dense(key_dim, name="key", **dense)
+        self.previous_key = keras.layers.Dense(
+            key_dim, name="previous_key", **dense
+        )
         self.gate = keras.layers.Dense(1, dtype=self.dtype_policy, name="gate")
         # Opens towards continuing: most copied answers are one span.
         self.follow_gate = keras.layers.Dense(
@@ -115,6 +118,7 @@ class CopyAttentionHead(keras.layers.Layer):
         self.gate.build(hidden_states_shape)
         self.follow_gate.build(hidden_states_shape)
         self.key.build((None, None, self.encoder_hidden_dim))
+        self.previous_key.build((None, None, self.encoder_hidden_dim))
         # What the continuation would copy next, as a small embedding of
         # its piece, moves both gates (stop before a span's "." rather
         # than copy it). Zeros: a piece never seen in training moves none.
@@ -131,8 +135,16 @@ class CopyAttentionHead(keras.layers.Layer):
         self.built = True
 
     def encoder_keys(self, encoder_sequence_output):
-        """`[B, S, d_enc]` encoder states -> `[B, S, key_dim]` keys."""
-        return ops.cast(self.key(encoder_sequence_output), "float32")
+        """`[B, S, d_enc]` encoder states -> `[B, S, key_dim]` keys.
+
+        A token's key also reads the state of the token before it: where
+        an answer starts is told by what precedes it ("... is" before a
+        capital), which the state of the first answer piece need not hold.
+        """
+        states = encoder_sequence_output
+        before = ops.pad(states[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        keys = self.key(states) + self.previous_key(before)
+        return ops.cast(keys, "float32")
 
     def pointer_attention(self, hidden_states, encoder_keys, padding_mask):
         """`[B', T, d]` states -> `[B', T, S]` attention over the tokens.
