@@ -104,6 +104,7 @@ class CopyAttentionHead(keras.layers.Layer):
         self.previous_key = keras.layers.Dense(
             key_dim, name="previous_key", **dense
         )
+        self.next_key = keras.layers.Dense(key_dim, name="next_key", **dense)
         self.gate = keras.layers.Dense(1, dtype=self.dtype_policy, name="gate")
         # Opens towards continuing: most copied answers are one span.
         self.follow_gate = keras.layers.Dense(
@@ -119,6 +120,7 @@ class CopyAttentionHead(keras.layers.Layer):
         self.follow_gate.build(hidden_states_shape)
         self.key.build((None, None, self.encoder_hidden_dim))
         self.previous_key.build((None, None, self.encoder_hidden_dim))
+        self.next_key.build((None, None, self.encoder_hidden_dim))
         # What the continuation would copy next, as a small embedding of
         # its piece, moves both gates (stop before a span's "." rather
         # than copy it). Zeros: a piece never seen in training moves none.
@@ -143,7 +145,10 @@ class CopyAttentionHead(keras.layers.Layer):
         """
         states = encoder_sequence_output
         before = ops.pad(states[:, :-1], [[0, 0], [1, 0], [0, 0]])
-        keys = self.key(states) + self.previous_key(before)
+        after = ops.pad(states[:, 1:], [[0, 0], [0, 1], [0, 0]])
+        keys = (
+            self.key(states) + self.previous_key(before) + self.next_key(after)
+        )
         return ops.cast(keys, "float32")
 
     def pointer_attention(self, hidden_states, encoder_keys, padding_mask):

@@ -198,6 +198,7 @@ def test_backbone_carries_the_head_and_its_config(copy_reader):
         "copy_head/gate/bias",
         "copy_head/gate/kernel",
         "copy_head/key/kernel",
+        "copy_head/next_key/kernel",
         "copy_head/previous_key/kernel",
         "copy_head/query/kernel",
     ]
