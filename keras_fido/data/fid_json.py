@@ -18,168 +18,36 @@ and the field (or, with `on_error="skip"`, are skipped with a logged
 warning). A record without passages (an empty `"ctxs"`) is read, with one
 logged warning per pass, since the preprocessor encodes its question alone;
 `on_empty_ctxs="raise"` makes it an error instead. Warnings go to the
-`logging` logger `keras_fido.data.fid_json`.
+`logging` logger `keras_fido.data.fid_json`. Records are checked by
+`keras_fido.data.fid_example.parse_fid_record`, the validator that the
+tfds reader and the preprocessor share.
 """
 
 import gzip
 import json
 import logging
-import random
 
-import numpy as np
-import tensorflow as tf
-
+from keras_fido.data.fid_dataset import ON_EMPTY_CTXS
+from keras_fido.data.fid_dataset import ON_ERROR
+from keras_fido.data.fid_dataset import check_choice
+from keras_fido.data.fid_dataset import check_num_passages
+from keras_fido.data.fid_dataset import check_target_args
+from keras_fido.data.fid_dataset import examples_dataset
+from keras_fido.data.fid_example import has_passages
+from keras_fido.data.fid_example import parse_fid_record
 from keras_fido.data.json_records import iter_json_records
-from keras_fido.utils.checks import check_positive_int
 
 logger = logging.getLogger(__name__)
 
-_TARGET_CHOICES = ("first", "random")
-_ON_ERROR = ("raise", "skip")
-_ON_EMPTY_CTXS = ("warn", "raise")
+# The names `fid_json_builder` imports, from before the validator and the
+# dataset options had modules of their own.
+_ON_ERROR = ON_ERROR
+_check_choice = check_choice
+_check_num_passages = check_num_passages
+
 # With on_error="skip", this many bad records are logged one by one per
 # pass; the rest are only counted.
 _MAX_LOGGED_ERRORS = 10
-
-
-def _check_num_passages(num_passages):
-    if num_passages is None:
-        return None
-    return check_positive_int("num_passages", num_passages)
-
-
-def _type_name(value):
-    return type(value).__name__
-
-
-def _parse_passage(passage, where):
-    if not isinstance(passage, dict):
-        raise ValueError(
-            f"{where} must be a dict with keys 'title' and 'text'. "
-            f"Received: type {_type_name(passage)}"
-        )
-    if "text" not in passage:
-        raise ValueError(
-            f"{where} is missing the required key 'text'. "
-            f"Received keys: {sorted(passage.keys())}"
-        )
-    text = passage["text"]
-    title = passage.get("title")
-    title = "" if title is None else title
-    for key, value in (("text", text), ("title", title)):
-        if not isinstance(value, str):
-            raise ValueError(
-                f"{where}['{key}'] must be a string. "
-                f"Received: {value!r} of type {_type_name(value)}"
-            )
-    parsed = {"title": title, "text": text}
-    if passage.get("score") is not None:
-        score = passage["score"]
-        try:
-            if isinstance(score, bool):
-                raise TypeError
-            parsed["score"] = float(score)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(
-                f"{where}['score'] must be a number (or a numeric string). "
-                f"Received: {score!r} of type {_type_name(score)}"
-            ) from None
-    return parsed
-
-
-def parse_fid_record(
-    record, where="record", num_passages=None, require_answers=True
-):
-    """Validates one FiD record and puts its passages in order.
-
-    Args:
-        record: dict. One decoded FiD record.
-        where: str. Names the record in error messages, e.g.
-            `"record 3 (line 4) of train.jsonl"`.
-        num_passages: int or `None`. Keep only the first passages (after
-            sorting).
-        require_answers: bool. Whether `"answers"` must be present. FiD
-            files always carry it (an empty list in a test-time file
-            without references); retrieval-only records, joined with
-            answers from elsewhere, may leave it out (it becomes `[]`).
-
-    Returns:
-        A copy of the record with `"ctxs"` replaced by a list of
-        `{"title", "text"}` dicts (plus `"score"` as a float where the
-        record had one), sorted by score, highest first, when every passage
-        has a score (ties keep the file order) and cut to `num_passages`.
-        A `"passages"` key is accepted as an alias of `"ctxs"` and renamed.
-
-    Raises:
-        ValueError: naming the record and the field for a missing
-            `"question"`, `"answers"` (with `require_answers`) or `"ctxs"`
-            key or a value of the wrong type.
-    """
-    if not isinstance(record, dict):
-        raise ValueError(
-            f"{where} must be a json object (a dict). "
-            f"Received: type {_type_name(record)}"
-        )
-    keys = sorted(record.keys())
-    required = ("question", "answers") if require_answers else ("question",)
-    for key in required:
-        if key not in record:
-            raise ValueError(
-                f"{where} is missing the required key '{key}'. "
-                f"Received keys: {keys}"
-            )
-    ctx_key = "ctxs" if "ctxs" in record else "passages"
-    if ctx_key not in record:
-        raise ValueError(
-            f"{where} is missing the required key 'ctxs' (the retrieved "
-            f"passages). Received keys: {keys}"
-        )
-    question = record["question"]
-    if not isinstance(question, str):
-        raise ValueError(
-            f"{where}['question'] must be a string. "
-            f"Received: {question!r} of type {_type_name(question)}"
-        )
-    answers = record.get("answers", [])
-    if not isinstance(answers, (list, tuple)) or not all(
-        isinstance(a, str) for a in answers
-    ):
-        raise ValueError(
-            f"{where}['answers'] must be a list of strings. "
-            f"Received: {answers!r}"
-        )
-    target = record.get("target")
-    if target is not None and not isinstance(target, str):
-        raise ValueError(
-            f"{where}['target'] must be a string. "
-            f"Received: {target!r} of type {_type_name(target)}"
-        )
-    ctxs = record[ctx_key]
-    if not isinstance(ctxs, (list, tuple)):
-        raise ValueError(
-            f"{where}['{ctx_key}'] must be a list of dicts with keys 'title' "
-            f"and 'text'. Received: type {_type_name(ctxs)}"
-        )
-    passages = [
-        _parse_passage(p, f"{where}['{ctx_key}'][{i}]")
-        for i, p in enumerate(ctxs)
-    ]
-    if passages and all("score" in p for p in passages):
-        # `sorted` is stable: equal scores keep their file order.
-        passages = sorted(passages, key=lambda p: -p["score"])
-    if num_passages is not None:
-        passages = passages[:num_passages]
-    parsed = {k: v for k, v in record.items() if k not in ("ctxs", "passages")}
-    parsed["answers"] = list(answers)
-    parsed["ctxs"] = passages
-    return parsed
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
-        )
 
 
 def read_fid_examples(
@@ -246,11 +114,13 @@ def read_fid_examples(
     examples = list(read_fid_examples("train.jsonl", on_error="skip"))
     ```
     """
-    num_passages = _check_num_passages(num_passages)
-    _check_choice("format", format, ("auto", "json", "jsonl"))
-    _check_choice("on_error", on_error, _ON_ERROR)
-    _check_choice("on_empty_ctxs", on_empty_ctxs, _ON_EMPTY_CTXS)
-    return _read_examples(path, num_passages, format, on_error, on_empty_ctxs)
+    num_passages = check_num_passages(num_passages)
+    check_choice("format", format, ("auto", "json", "jsonl"))
+    check_choice("on_error", on_error, ON_ERROR)
+    check_choice("on_empty_ctxs", on_empty_ctxs, ON_EMPTY_CTXS)
+    return stream_fid_records(
+        path, num_passages, format, on_error, on_empty_ctxs
+    )
 
 
 class _PassLog:
@@ -302,11 +172,7 @@ class _PassLog:
             )
 
 
-def _has_passages(example):
-    return any(p["title"] or p["text"] for p in example["ctxs"])
-
-
-def _read_examples(
+def stream_fid_records(
     path, num_passages, format, on_error, on_empty_ctxs, require_answers=True
 ):
     """The generator behind `read_fid_examples`, on checked arguments.
@@ -324,7 +190,7 @@ def _read_examples(
             example = parse_fid_record(
                 record, where, num_passages, require_answers
             )
-            if on_empty_ctxs == "raise" and not _has_passages(example):
+            if on_empty_ctxs == "raise" and not has_passages(example):
                 raise ValueError(
                     f"{where} has no passages: 'ctxs' must hold at least "
                     "one passage with a title or text (on_empty_ctxs="
@@ -335,7 +201,7 @@ def _read_examples(
                 raise
             skip(e)
             continue
-        if on_empty_ctxs == "warn" and not _has_passages(example):
+        if on_empty_ctxs == "warn" and not has_passages(example):
             log.no_passages(where)
         read += 1
         yield example
@@ -427,98 +293,16 @@ def load_fid_json(
     reader.fit(ds)
     ```
     """
-    num_passages = _check_num_passages(num_passages)
-    _check_target_args(target_choice, seed)
+    num_passages = check_num_passages(num_passages)
+    check_target_args(target_choice, seed)
     args = (path, num_passages, format, on_error, on_empty_ctxs)
     # Fail now, not mid-training, on a missing file or a bad first record.
     for _ in read_fid_examples(*args):
         if not validate:
             break
-    return _examples_dataset(
+    return examples_dataset(
         lambda: read_fid_examples(*args), num_passages, target_choice, seed
     )
-
-
-def _check_target_args(target_choice, seed):
-    _check_choice("target_choice", target_choice, _TARGET_CHOICES)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
-
-
-def _examples_dataset(make_examples, num_passages, target_choice, seed):
-    """A `tf.data.Dataset` of FiD elements from parsed examples.
-
-    Shared by the FiD json and tfds loaders, so both give the same element
-    structure (see `load_fid_json`).
-
-    Args:
-        make_examples: callable returning a fresh iterable of parsed
-            examples (as from `parse_fid_record`); called once per pass.
-        num_passages: int or `None`. Pad or keep the passages, as in
-            `load_fid_json` (the examples are already cut).
-        target_choice: `"first"` or `"random"`.
-        seed: int. Seeds `target_choice="random"`, per pass.
-
-    Returns:
-        A `tf.data.Dataset` backed by a python generator.
-    """
-    seed = int(seed)
-    passes = [0]
-
-    def generate():
-        rng = random.Random(f"{seed}:{passes[0]}")
-        passes[0] += 1
-        for example in make_examples():
-            yield _to_element(example, num_passages, target_choice, rng)
-
-    size = num_passages  # `None` means a variable number of passages.
-    signature = {
-        "question": tf.TensorSpec([], tf.string),
-        "titles": tf.TensorSpec([size], tf.string),
-        "texts": tf.TensorSpec([size], tf.string),
-        "scores": tf.TensorSpec([size], tf.float32),
-        "answers": tf.TensorSpec([None], tf.string),
-        "target": tf.TensorSpec([], tf.string),
-        "id": tf.TensorSpec([], tf.string),
-    }
-    return tf.data.Dataset.from_generator(generate, output_signature=signature)
-
-
-def _to_element(example, num_passages, target_choice, rng):
-    """Turns a parsed record into the numpy arrays of one dataset element."""
-    ctxs = example["ctxs"]
-    titles = [p["title"] for p in ctxs]
-    texts = [p["text"] for p in ctxs]
-    scores = [p.get("score", 0.0) for p in ctxs]
-    if num_passages is not None:
-        missing = num_passages - len(ctxs)
-        titles += [""] * missing
-        texts += [""] * missing
-        scores += [0.0] * missing
-    answers = example["answers"]
-    target = example.get("target")
-    if target is None:
-        if not answers:
-            target = ""
-        elif target_choice == "random":
-            target = rng.choice(answers)
-        else:
-            target = answers[0]
-    example_id = example.get("id")
-    example_id = "" if example_id is None else str(example_id)
-    return {
-        "question": _encode(example["question"]),
-        "titles": np.array([_encode(t) for t in titles], dtype=object),
-        "texts": np.array([_encode(t) for t in texts], dtype=object),
-        "scores": np.array(scores, dtype=np.float32),
-        "answers": np.array([_encode(a) for a in answers], dtype=object),
-        "target": _encode(target),
-        "id": _encode(example_id),
-    }
-
-
-def _encode(text):
-    return text.encode("utf-8")
 
 
 def write_fid_json(path, examples, format="auto"):
@@ -566,7 +350,7 @@ def write_fid_json(path, examples, format="auto"):
             if not isinstance(example, dict):
                 raise ValueError(
                     f"`examples[{i}]` must be a dict. "
-                    f"Received: type {_type_name(example)}"
+                    f"Received: type {type(example).__name__}"
                 )
             text = json.dumps(example, ensure_ascii=False)
             if format == "json":

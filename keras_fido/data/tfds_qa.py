@@ -8,15 +8,15 @@ import unicodedata
 import numpy as np
 import tensorflow_datasets as tfds
 
-from keras_fido.data.fid_json import _ON_EMPTY_CTXS
-from keras_fido.data.fid_json import _ON_ERROR
-from keras_fido.data.fid_json import _check_choice
-from keras_fido.data.fid_json import _check_num_passages
-from keras_fido.data.fid_json import _check_target_args
-from keras_fido.data.fid_json import _examples_dataset
-from keras_fido.data.fid_json import _has_passages
-from keras_fido.data.fid_json import _read_examples
-from keras_fido.data.fid_json import parse_fid_record
+from keras_fido.data.fid_dataset import ON_EMPTY_CTXS
+from keras_fido.data.fid_dataset import ON_ERROR
+from keras_fido.data.fid_dataset import check_choice
+from keras_fido.data.fid_dataset import check_num_passages
+from keras_fido.data.fid_dataset import check_target_args
+from keras_fido.data.fid_dataset import examples_dataset
+from keras_fido.data.fid_example import has_passages
+from keras_fido.data.fid_example import parse_fid_record
+from keras_fido.data.fid_json import stream_fid_records
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +156,11 @@ def load_tfds_qa(
     }, on_missing="skip")
     ```
     """
-    num_passages = _check_num_passages(num_passages)
-    _check_choice("on_missing", on_missing, _ON_MISSING)
-    _check_choice("on_error", on_error, _ON_ERROR)
-    _check_choice("on_empty_ctxs", on_empty_ctxs, _ON_EMPTY_CTXS)
-    _check_target_args(target_choice, seed)
+    num_passages = check_num_passages(num_passages)
+    check_choice("on_missing", on_missing, _ON_MISSING)
+    check_choice("on_error", on_error, ON_ERROR)
+    check_choice("on_empty_ctxs", on_empty_ctxs, ON_EMPTY_CTXS)
+    check_target_args(target_choice, seed)
     if not isinstance(retrieval, (str, os.PathLike, dict)):
         raise ValueError(
             "`retrieval` must be a path to a FiD json file or a dict mapping "
@@ -177,6 +177,28 @@ def load_tfds_qa(
         retrieval, num_passages, on_error, wanted_ids, wanted_texts
     )
 
+    examples, missing, renamed = _join(questions, by_id, by_text)
+    source = _describe(retrieval)
+    _report_missing(name, split, source, len(questions), missing, on_missing)
+    if renamed:
+        logger.warning(
+            "%d question(s) of %s/%s were joined by id with a retrieval "
+            "record whose question text differs, e.g. id %r: %r.",
+            len(renamed),
+            name,
+            split,
+            *renamed[0],
+        )
+    _check_passages(examples, name, split, source, on_empty_ctxs)
+    return examples_dataset(lambda: examples, num_passages, target_choice, seed)
+
+
+def _join(questions, by_id, by_text):
+    """Gives each question its retrieval record: by id, else by text.
+
+    Returns the joined examples, the questions without a record, and the
+    `(id, question)` of joins by id whose question texts differ.
+    """
     examples, missing, renamed = [], [], []
     for question in questions:
         found = by_id.get(question["id"]) if question["id"] else None
@@ -197,21 +219,7 @@ def load_tfds_qa(
                 "id": question["id"] or found.get("id"),
             }
         )
-    source = _describe(retrieval)
-    _report_missing(name, split, source, len(questions), missing, on_missing)
-    if renamed:
-        logger.warning(
-            "%d question(s) of %s/%s were joined by id with a retrieval "
-            "record whose question text differs, e.g. id %r: %r.",
-            len(renamed),
-            name,
-            split,
-            *renamed[0],
-        )
-    _check_passages(examples, name, split, source, on_empty_ctxs)
-    return _examples_dataset(
-        lambda: examples, num_passages, target_choice, seed
-    )
+    return examples, missing, renamed
 
 
 def _read_tfds_questions(
@@ -330,7 +338,7 @@ def _index_retrieval(retrieval, num_passages, on_error, wanted_ids, wanted):
             for question, ctxs in retrieval.items()
         )
     else:
-        records = _read_examples(
+        records = stream_fid_records(
             retrieval, num_passages, "auto", on_error, None, False
         )
     by_id, by_text = {}, {}
@@ -376,7 +384,7 @@ def _report_missing(name, split, source, total, missing, on_missing):
 
 
 def _check_passages(examples, name, split, source, on_empty_ctxs):
-    empty = [e["question"] for e in examples if not _has_passages(e)]
+    empty = [e["question"] for e in examples if not has_passages(e)]
     if not empty:
         return
     message = (
