@@ -9,11 +9,19 @@ exact match, example answers with their top-scored passages, and
 generation time per sample. No download; about ten minutes on two cores.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import json
 import os
 import sys
 import time
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 import keras
 import numpy as np
@@ -142,6 +150,7 @@ def parse_args(argv=None):
         default=None,
         help="save each trained reader as a preset here",
     )
+    add_verbose_flag(p)
     return p.parse_args(argv)
 
 

@@ -13,10 +13,18 @@ held-out accuracy every `--every` steps: how long the copying takes to
 appear, if it does.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import json
 import sys
 import time
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 import keras
 import numpy as np
@@ -47,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--width", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
+    add_verbose_flag(p)
     return p.parse_args(argv)
 
 

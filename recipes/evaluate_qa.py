@@ -4,11 +4,19 @@
         --data test.json --predictions runs/fido/test_predictions.jsonl
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import itertools
 import json
 import os
 import sys
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 from keras_fido.data import read_fid_examples
 from keras_fido.metrics import evaluate_predictions
@@ -26,6 +34,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--limit", type=int, default=None)
+    add_verbose_flag(p)
     return p.parse_args(argv)
 
 

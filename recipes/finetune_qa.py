@@ -28,10 +28,18 @@ Distributed training uses Keras' own engines (`--distribution`):
 `--batch-size` is the global batch, split over the data-parallel replicas.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import itertools
 import os
 import sys
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 import keras
 
@@ -125,6 +133,7 @@ def parse_args(argv=None):
         help="Cloud TPU name or grpc:// address (TensorFlow, "
         "--distribution data)",
     )
+    add_verbose_flag(p)
     return p.parse_args(argv)
 
 

@@ -28,30 +28,34 @@ in `<output>/preset` (`FiDOSeq2SeqLM.from_preset`, or `--preset` of
 `recipes/finetune_qa.py`).
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import itertools
-import json
-import math
 import os
 import sys
 
-import keras
-import tensorflow as tf
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
 
-from keras_fido.data import span_corruption_dataset
-from keras_fido.data import span_corruption_lengths
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
+
+import keras
+
 from keras_fido.data import train_sentencepiece
 from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
-from keras_fido.training import pretraining_optimizer
-from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+from keras_fido.training.pretraining_documents import c4_builder
+from keras_fido.training.pretraining_documents import how_to_prepare_c4
+from keras_fido.training.pretraining_documents import text_documents
 from keras_fido.training.run_config import check_run_config
 from keras_fido.training.run_config import run_config
-from keras_fido.utils.atomic_write import write_text_atomically
-
-C4 = "c4/en"
+from keras_fido.training.span_corruption_pretraining import (
+    pretrain_span_corruption,
+)
 
 
 def parse_args(argv=None):
@@ -128,6 +132,7 @@ def parse_args(argv=None):
         "checkpoint), to continue later, e.g. under a time limit",
     )
     p.add_argument("--seed", type=int, default=0)
+    add_verbose_flag(p)
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "input_length", "save_every"):
         if getattr(args, name) < 1:
@@ -140,43 +145,6 @@ def parse_args(argv=None):
 # --- Data ----------------------------------------------------------------
 
 
-def text_documents(paths, paragraphs):
-    """Yields the documents of text files: lines, or paragraphs."""
-    for path in paths:
-        with open(path, encoding="utf-8") as file:
-            if not paragraphs:
-                for line in file:
-                    if line.strip():
-                        yield line.strip()
-                continue
-            block = []
-            for line in itertools.chain(file, [""]):
-                if line.strip():
-                    block.append(line.strip())
-                elif block:
-                    yield " ".join(block)
-                    block = []
-
-
-def c4_builder(args):
-    """The tfds C4 builder, or None when C4 is not prepared."""
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(C4, data_dir=args.tfds_data_dir)
-    return builder if builder.is_prepared() else None
-
-
-def how_to_prepare_c4(args):
-    data_dir = args.tfds_data_dir or "~/tensorflow_datasets"
-    return (
-        f"tfds {C4} is not prepared in {data_dir}. Prepare it once with\n"
-        f"    tfds build {C4} --data_dir {data_dir}\n"
-        "(C4 is built from Common Crawl with Apache Beam, see "
-        "https://www.tensorflow.org/datasets/catalog/c4), or pretrain on "
-        "local text with --text FILE [FILE ...]."
-    )
-
-
 def document_source(args):
     """`("c4", builder)` or `("text", paths)`, by `--data`."""
     if args.text:
@@ -187,39 +155,14 @@ def document_source(args):
         if not args.text:
             raise SystemExit("--data text needs --text FILE [FILE ...]")
         return "text", args.text
-    builder = c4_builder(args)
+    builder = c4_builder(args.tfds_data_dir)
     if builder is not None:
         return "c4", builder
     if args.data == "auto" and args.text:
-        print(how_to_prepare_c4(args).split("\n")[0])
+        print(how_to_prepare_c4(args.tfds_data_dir).split("\n")[0])
         print(f"Pretraining on the --text files instead: {args.text}")
         return "text", args.text
-    raise SystemExit(how_to_prepare_c4(args))
-
-
-def documents_dataset(source, seed, paragraphs):
-    """An endless, shuffled `tf.data.Dataset` of document strings."""
-    kind, where = source
-    if kind == "c4":
-        import tensorflow_datasets as tfds
-
-        dataset = where.as_dataset(
-            split="train",
-            shuffle_files=True,
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
-        ).map(lambda example: example["text"])
-    elif paragraphs:
-        dataset = tf.data.Dataset.from_generator(
-            lambda: text_documents(where, paragraphs),
-            output_signature=tf.TensorSpec([], tf.string),
-        )
-    else:
-        dataset = (
-            tf.data.TextLineDataset(where)
-            .map(tf.strings.strip)
-            .filter(lambda line: tf.strings.length(line) > 0)
-        )
-    return dataset.shuffle(10000, seed=seed).repeat()
+    raise SystemExit(how_to_prepare_c4(args.tfds_data_dir))
 
 
 def tokenizer_text(source, args):
@@ -289,57 +232,6 @@ def build_model(args, source):
     )
 
 
-def resume_point(backup_dir):
-    """`(epoch, step)` of the last checkpoint, `(0, 0)` for a new run."""
-    epoch = step = 0
-    metadata = os.path.join(backup_dir, "training_metadata.json")
-    if os.path.exists(metadata):
-        with open(metadata) as file:
-            epoch = int(json.load(file)["epoch"])
-    progress = os.path.join(backup_dir, "step.json")
-    if epoch and os.path.exists(progress):
-        with open(progress) as file:
-            step = int(json.load(file)["step"])
-    return epoch, step
-
-
-class StepProgress(keras.callbacks.Callback):
-    """Stops at `total` optimizer steps, or at the first checkpoint after
-    `run` steps of this run, and records the step of each checkpoint.
-
-    Keras' `BackupAndRestore` (run before this callback) restores the
-    epoch; `step.json` says which optimizer step that epoch ended at, so
-    a later run knows how many steps are left even when the last epoch
-    was cut short or `--save-every` changed.
-    """
-
-    def __init__(self, backup_dir, total, run=None):
-        super().__init__()
-        self.backup_dir, self.total, self.run = backup_dir, total, run
-        self.first = None
-        self.interrupted = False
-
-    def step(self):
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.first is None:
-            self.first = self.step()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.step() >= self.total:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        write_text_atomically(
-            os.path.join(self.backup_dir, "step.json"),
-            json.dumps({"epoch": epoch + 1, "step": self.step()}),
-        )
-        if self.run is not None and self.step() - self.first >= self.run:
-            self.interrupted = self.step() < self.total
-            self.model.stop_training = True
-
-
 def main(argv=None):
     """Runs the recipe; returns a summary dict (steps, last loss, preset)."""
     args = parse_args(argv)
@@ -347,69 +239,26 @@ def main(argv=None):
     os.makedirs(args.output, exist_ok=True)
     source = document_source(args)
     model = build_model(args, source)
-    tokenizer = model.preprocessor.tokenizer
     try:
+        # Also checked by pretrain_span_corruption; here to exit cleanly.
         check_run_config(args.output, run_config(model, preprocessing=False))
     except ValueError as e:
         raise SystemExit(str(e)) from None
-
-    backup_dir = os.path.join(args.output, "backup")
-    start_epoch, start_step = resume_point(backup_dir)
-    if start_step:
-        print(f"Resuming at step {start_step} of {args.steps}")
-    # One Keras epoch per checkpoint, as many as the steps left need.
-    epochs = start_epoch + math.ceil(
-        max(args.steps - start_step, 0) / args.save_every
-    )
-    # A resumed run reads the data in a new order, not from its start.
-    data_seed = args.seed + start_step
-    _, target_length = span_corruption_lengths(args.input_length)
-    train = span_corruption_dataset(
-        documents_dataset(source, data_seed, args.paragraphs),
-        tokenizer,
-        input_length=args.input_length,
+    summary = pretrain_span_corruption(
+        model,
+        source,
+        args.output,
+        steps=args.steps,
         batch_size=args.batch_size,
-        seed=data_seed,
-        drop_remainder=True,
-    ).prefetch(tf.data.AUTOTUNE)
-
-    model.compile(
-        optimizer=pretraining_optimizer(warmup_steps=args.warmup_steps)
+        input_length=args.input_length,
+        warmup_steps=args.warmup_steps,
+        save_every=args.save_every,
+        stop_after=args.stop_after,
+        seed=args.seed,
+        paragraphs=args.paragraphs,
     )
-    progress = StepProgress(backup_dir, args.steps, args.stop_after)
-    history = model.fit(
-        train,
-        epochs=epochs,
-        steps_per_epoch=args.save_every,
-        callbacks=[
-            AtomicBackupAndRestore(
-                backup_dir, save_freq="epoch", delete_checkpoint=False
-            ),
-            progress,
-        ],
-        shuffle=False,  # The documents are shuffled in tf.data.
-        verbose=1,
-    )
-    step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    losses = history.history.get("loss", [])
-    summary = {
-        "start_step": start_step,
-        "step": step,
-        "loss": float(losses[-1]) if losses else None,
-        "input_length": args.input_length,
-        "target_length": target_length,
-        "preset": None,
-    }
-    if progress.interrupted:
-        print(
-            f"Stopped at step {step} of {args.steps}; run the same command "
-            "again to continue."
-        )
-        return summary
-    preset = os.path.join(args.output, "preset")
-    model.save_to_preset(preset)
-    summary["preset"] = preset
-    print(f"Step {step} of {args.steps}; saved the model to {preset}")
+    if summary["preset"] is None:
+        print("Run the same command again to continue.")
     return summary
 
 

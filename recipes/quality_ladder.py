@@ -15,11 +15,18 @@ questions (median over seeds). `tools/quality_docs.py` renders the JSON
 into `docs/quality.md`, with the plot this recipe writes beside it.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import json
 import os
 import sys
 import time
+
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 import keras
 import numpy as np

@@ -17,11 +17,19 @@ cloze sentence's passage, or a question's first answer-bearing passage),
 cheap steps meant to start the copying before the full input.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import json
 import os
 import sys
 import time
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 import keras
 import numpy as np
@@ -107,6 +115,7 @@ def parse_args(argv=None):
         help="use only this many examples per split (smoke runs)",
     )
     p.add_argument("--json", default=None)
+    add_verbose_flag(p)
     return p.parse_args(argv)
 
 

@@ -17,10 +17,13 @@ fraction (5%) of the original steps. This recipe:
    `<output>/converted/uptraining_report.json`);
 2. measures the span-corruption loss of the source checkpoint(s) (as
    vanilla FiD) and of the converted model on held-out documents;
-3. continues pretraining with T5's span corruption by running
-   `recipes/pretrain.py` on the converted preset (resumable: run the same
-   command again after an interruption), at a constant `--learning-rate`;
-4. measures the loss again and writes `<output>/uptraining.json`.
+3. continues pretraining with T5's span corruption
+   (`keras_fido.training.pretrain_span_corruption`, as
+   `recipes/pretrain.py` does; resumable: run the same command again
+   after an interruption), at a constant `--learning-rate`;
+4. measures the loss again and writes `<output>/uptraining.json` (and
+   `--json PATH`: the records under `docs/uptraining/` from which
+   `tools/uptraining_docs.py` writes the table of `docs/conversion.md`).
 
 Data: tfds `c4/en` when prepared (`--data c4`), local text files
 (`--text`), or, by default when neither is there, the country passages
@@ -29,13 +32,23 @@ tests). The last `--eval-documents` documents of text data (C4: its
 validation split) are held out for the loss.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
-import importlib.util
 import json
 import math
 import os
+import platform
+import shlex
 import sys
 
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -47,8 +60,13 @@ from keras_fido.data import corpus_lines
 from keras_fido.data import span_corruption_dataset
 from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
+from keras_fido.training.pretraining_documents import c4_builder
+from keras_fido.training.pretraining_documents import how_to_prepare_c4
+from keras_fido.training.pretraining_documents import text_documents
+from keras_fido.training.span_corruption_pretraining import (
+    pretrain_span_corruption,
+)
 
-C4 = "c4/en"
 # GQA uptrains for 5% of the original pretraining steps; T5.1.1 was
 # pretrained for 1M steps.
 UPTRAINING_FRACTION = 0.05
@@ -121,6 +139,13 @@ def parse_args(argv=None):
         help="do not load the source checkpoints to measure their loss",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--json",
+        default=None,
+        help="also write the figures here (docs/uptraining/*.json feed "
+        "tools/uptraining_docs.py)",
+    )
+    add_verbose_flag(p)
     args = p.parse_args(argv)
     if args.steps is None:
         args.steps = math.ceil(UPTRAINING_FRACTION * args.original_steps)
@@ -132,29 +157,18 @@ def parse_args(argv=None):
     return args
 
 
-def load_pretrain_recipe():
-    """`recipes/pretrain.py`, which this recipe runs for the training."""
-    path = os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "pretrain.py"
-    )
-    spec = importlib.util.spec_from_file_location("pretrain_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # --- Data ----------------------------------------------------------------
 
 
-def data_source(args, pretrain):
+def data_source(args):
     """`(kind, where)`: `("c4", builder)`, `("text", paths)` or
     `("corpus", None)`."""
     if args.data in ("auto", "c4"):
-        builder = pretrain.c4_builder(args)
+        builder = c4_builder(args.tfds_data_dir)
         if builder is not None:
             return "c4", builder
         if args.data == "c4":
-            raise SystemExit(pretrain.how_to_prepare_c4(args))
+            raise SystemExit(how_to_prepare_c4(args.tfds_data_dir))
     if args.data in ("auto", "text") and args.text:
         return "text", args.text
     if args.data == "text":
@@ -162,8 +176,9 @@ def data_source(args, pretrain):
     return "corpus", None
 
 
-def split_documents(args, source, pretrain):
-    """`(training arguments for pretrain.py, held-out documents)`."""
+def split_documents(args, source):
+    """`(training source, held-out documents)`; text is written one
+    document per line to `<output>/train_documents.txt`."""
     kind, where = source
     if kind == "c4":
         import tensorflow_datasets as tfds
@@ -174,12 +189,9 @@ def split_documents(args, source, pretrain):
                 where.as_dataset(split="validation").take(args.eval_documents)
             )
         ]
-        data = ["--data", "c4"]
-        if args.tfds_data_dir:
-            data += ["--tfds-data-dir", args.tfds_data_dir]
-        return data, held_out
+        return source, held_out
     if kind == "text":
-        documents = list(pretrain.text_documents(where, args.paragraphs))
+        documents = list(text_documents(where, args.paragraphs))
     else:
         documents = corpus_lines()
     if len(documents) <= args.eval_documents:
@@ -194,7 +206,7 @@ def split_documents(args, source, pretrain):
     path = os.path.join(args.output, "train_documents.txt")
     with open(path, "w", encoding="utf-8") as file:
         file.writelines(" ".join(doc.split()) + "\n" for doc in train)
-    return ["--data", "text", "--text", path], held_out
+    return ("text", [path]), held_out
 
 
 def held_out_batches(args, tokenizer, documents):
@@ -287,13 +299,18 @@ def main(argv=None):
     """Runs the recipe; returns the figures written to uptraining.json."""
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
-    pretrain = load_pretrain_recipe()
-    source = data_source(args, pretrain)
-    data_args, held_out = split_documents(args, source, pretrain)
+    source = data_source(args)
+    training_source, held_out = split_documents(args, source)
 
     reader, converted, report = convert(args)
     batches = held_out_batches(args, reader.preprocessor.tokenizer, held_out)
     figures = {
+        "command": shlex.join(
+            ["python", "recipes/uptrain_fido.py"]
+            + (sys.argv[1:] if argv is None else list(argv))
+        ),
+        "backend": keras.config.backend(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "encoder_checkpoint": args.encoder_checkpoint,
         "decoder_checkpoint": args.decoder_checkpoint,
         "cross_attention_interval": args.cross_attention_interval,
@@ -312,33 +329,21 @@ def main(argv=None):
     print(f"Converted FiDO before uptraining: loss {before:.4f}")
     del reader
 
-    # pretrain.py's rate is 1/sqrt(max(step, warmup)): constant at
-    # --learning-rate for 1/rate**2 steps (1M at 1e-3), then T5's decay.
-    warmup = max(round(args.learning_rate**-2), 1)
-    training = [
-        "--preset",
-        converted,
-        "--output",
+    # The rate is 1/sqrt(max(step, warmup)): constant at --learning-rate
+    # for 1/rate**2 steps (1M at 1e-3), then T5's decay.
+    keras.utils.set_random_seed(args.seed)
+    summary = pretrain_span_corruption(
+        FiDOSeq2SeqLM.from_preset(converted),
+        training_source,
         os.path.join(args.output, "pretrain"),
-        *data_args,
-        "--steps",
-        str(args.steps),
-        "--batch-size",
-        str(args.batch_size),
-        "--input-length",
-        str(args.input_length),
-        "--warmup-steps",
-        str(warmup),
-        "--save-every",
-        str(args.save_every),
-        "--seed",
-        str(args.seed),
-    ]
-    if args.paragraphs and source[0] == "text":
-        training.append("--paragraphs")
-    if args.stop_after:
-        training += ["--stop-after", str(args.stop_after)]
-    summary = pretrain.main(training)
+        steps=args.steps,
+        batch_size=args.batch_size,
+        input_length=args.input_length,
+        warmup_steps=max(round(args.learning_rate**-2), 1),
+        save_every=args.save_every,
+        stop_after=args.stop_after,
+        seed=args.seed,
+    )
     if summary["preset"] is None:
         print("Uptraining stopped early; run the same command to continue.")
         return figures
@@ -347,8 +352,10 @@ def main(argv=None):
     figures["preset"] = summary["preset"]
     after = figures["converted_loss_after"]
     print(f"FiDO after {args.steps} uptraining steps: loss {after:.4f}")
-    with open(os.path.join(args.output, "uptraining.json"), "w") as file:
-        json.dump(figures, file, indent=1)
+    for path in (os.path.join(args.output, "uptraining.json"), args.json):
+        if path:
+            with open(path, "w") as file:
+                json.dump(figures, file, indent=1)
     return figures
 
 

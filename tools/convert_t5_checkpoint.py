@@ -7,7 +7,14 @@
     python tools/convert_t5_checkpoint.py PRESET T5_DIR --to-transformers
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import sys
+
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 from keras_fido.convert.__main__ import main
 

@@ -9,6 +9,9 @@ import argparse
 import json
 import sys
 
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="export_onnx")
@@ -22,6 +25,7 @@ def main(argv=None):
     )
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
 
     from keras_fido.export.export_onnx import export_onnx
@@ -45,4 +49,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    quiet_native_logs()  # not with --verbose
     sys.exit(main())

@@ -8,13 +8,20 @@ this tool runs Keras on TensorFlow whatever KERAS_BACKEND says: a preset
 saved under JAX or PyTorch loads under TensorFlow unchanged.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import os
 import sys
+
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 # Before keras is imported: its backend is fixed at import.
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
-from keras_fido.export.__main__ import main  # noqa: E402
+from keras_fido.export.__main__ import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,18 @@
 """Command line: `python -m keras_fido.benchmark --help`."""
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import json
 import os
 import shlex
 import sys
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 from keras_fido.benchmark.variants import VARIANTS
 
@@ -244,6 +252,7 @@ def build_parser():
         default=None,
         help="a title for this run's section of the document",
     )
+    add_verbose_flag(p)
     return p
 
 

@@ -13,11 +13,19 @@ weights; the third exports a vanilla-FiD preset as a transformers
 checkpoint.
 """
 
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
 import argparse
 import dataclasses
 import json
 import os
 import sys
+
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
 from keras_fido.convert.from_t5_checkpoint import from_t5_checkpoint
 from keras_fido.convert.t5_checkpoint import read_t5_checkpoint
@@ -79,6 +87,7 @@ def parse_args(argv):
     parser.add_argument("--passage-length", type=int, default=256)
     parser.add_argument("--answer-length", type=int, default=32)
     parser.add_argument("--dtype", default=None, help="e.g. float32, bfloat16.")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     fido_only = (
         args.decoder_checkpoint,

@@ -3,6 +3,9 @@
 import argparse
 import sys
 
+from keras_fido.utils.console import add_verbose_flag
+from keras_fido.utils.console import quiet_native_logs
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -45,6 +48,7 @@ def main(argv=None):
         action="store_true",
         help="replace an existing version directory",
     )
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
 
     from keras_fido.export.export_preset import export_preset
@@ -66,4 +70,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    quiet_native_logs()  # not with --verbose
     sys.exit(main())

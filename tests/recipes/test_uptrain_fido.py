@@ -1,28 +1,16 @@
 """Uptraining recovers most of what converting T5.1.1 to FiDO costs."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
 pytest.importorskip("transformers", reason="the source T5 needs transformers")
 
-RECIPE = os.path.join(
-    os.path.dirname(__file__), "..", "..", "recipes", "uptrain_fido.py"
-)
 SOURCE_STEPS = 200  # the source T5's own (brief) pretraining
 UPTRAINING_STEPS = 20  # 10% of it
 EVAL_DOCUMENTS = 64
 INPUT_LENGTH = 32
 BATCH_SIZE = 16
-
-
-def load_recipe():
-    spec = importlib.util.spec_from_file_location("uptrain_fido", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +52,13 @@ def source_checkpoint(tmp_path_factory):
     return write_t5_checkpoint(model, directory, spiece_model=spiece)
 
 
-def test_uptraining_closes_most_of_the_loss_gap(source_checkpoint, tmp_path):
+def test_uptraining_closes_most_of_the_loss_gap(
+    source_checkpoint, tmp_path, load_recipe
+):
     import keras_hub
 
     output = tmp_path / "uptrain"
-    figures = load_recipe().main(
+    figures = load_recipe("uptrain_fido").main(
         [
             "--encoder-checkpoint",
             str(source_checkpoint),

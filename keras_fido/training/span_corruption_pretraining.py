@@ -1,0 +1,164 @@
+"""Resumable span-corruption pretraining of a reader, as T5 and FiDO do.
+
+`pretrain_span_corruption` is the training loop of `recipes/pretrain.py`
+and `recipes/uptrain_fido.py`: span corruption over a stream of
+documents, `AdafactorAdam` on T5's inverse square root schedule, a
+checkpoint every `save_every` steps from which the same call continues.
+"""
+
+import json
+import math
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_fido.data import span_corruption_dataset
+from keras_fido.data import span_corruption_lengths
+from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+from keras_fido.training.optimizer import pretraining_optimizer
+from keras_fido.training.pretraining_documents import documents_dataset
+from keras_fido.training.run_config import check_run_config
+from keras_fido.training.run_config import run_config
+from keras_fido.utils.atomic_write import write_text_atomically
+
+
+def resume_point(backup_dir):
+    """`(epoch, step)` of the last checkpoint, `(0, 0)` for a new run."""
+    epoch = step = 0
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if os.path.exists(metadata):
+        with open(metadata) as file:
+            epoch = int(json.load(file)["epoch"])
+    progress = os.path.join(backup_dir, "step.json")
+    if epoch and os.path.exists(progress):
+        with open(progress) as file:
+            step = int(json.load(file)["step"])
+    return epoch, step
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Stops at `total` optimizer steps, or at the first checkpoint after
+    `run` steps of this run, and records the step of each checkpoint.
+
+    Keras' `BackupAndRestore` (run before this callback) restores the
+    epoch; `step.json` says which optimizer step that epoch ended at, so
+    a later run knows how many steps are left even when the last epoch
+    was cut short or `save_every` changed.
+    """
+
+    def __init__(self, backup_dir, total, run=None):
+        super().__init__()
+        self.backup_dir, self.total, self.run = backup_dir, total, run
+        self.first = None
+        self.interrupted = False
+
+    def step(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.first is None:
+            self.first = self.step()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step() >= self.total:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_text_atomically(
+            os.path.join(self.backup_dir, "step.json"),
+            json.dumps({"epoch": epoch + 1, "step": self.step()}),
+        )
+        if self.run is not None and self.step() - self.first >= self.run:
+            self.interrupted = self.step() < self.total
+            self.model.stop_training = True
+
+
+def pretrain_span_corruption(
+    model,
+    source,
+    output,
+    steps,
+    batch_size,
+    input_length,
+    warmup_steps=10000,
+    save_every=1000,
+    stop_after=None,
+    seed=0,
+    paragraphs=False,
+):
+    """Pretrains `model` with span corruption; resumes from `output`.
+
+    Args:
+        model: a `FiDOSeq2SeqLM` with a preprocessor (its tokenizer has
+            T5's sentinels).
+        source: `("c4", builder)` or `("text", paths)`, see
+            `keras_fido.training.pretraining_documents`.
+        output: the run directory: `run_config.json`, `backup/` (the
+            checkpoints) and, at the end, `preset/`.
+        steps: int, the optimizer steps of the whole run.
+        batch_size, input_length: ints; the targets' length follows.
+        warmup_steps: int, steps at the constant rate 1/sqrt(warmup).
+        save_every: int, the checkpoint period (one Keras epoch).
+        stop_after: int or `None`: stop this call after about this many
+            steps (rounded up to a checkpoint), to continue later.
+        seed: int. A resumed run reads the data in a new order, seeded by
+            `seed` and the step, rather than from its start.
+        paragraphs: bool, for text files: a document per paragraph.
+
+    Returns:
+        A dict: `start_step`, `step`, the last `loss`, `input_length`,
+        `target_length` and `preset` (`None` when stopped early).
+
+    Raises:
+        ValueError: `output` holds a run of another architecture or
+            vocabulary.
+    """
+    os.makedirs(output, exist_ok=True)
+    check_run_config(output, run_config(model, preprocessing=False))
+    backup_dir = os.path.join(output, "backup")
+    start_epoch, start_step = resume_point(backup_dir)
+    if start_step:
+        print(f"Resuming at step {start_step} of {steps}")
+    # One Keras epoch per checkpoint, as many as the steps left need.
+    epochs = start_epoch + math.ceil(max(steps - start_step, 0) / save_every)
+    data_seed = seed + start_step
+    _, target_length = span_corruption_lengths(input_length)
+    train = span_corruption_dataset(
+        documents_dataset(source, data_seed, paragraphs),
+        model.preprocessor.tokenizer,
+        input_length=input_length,
+        batch_size=batch_size,
+        seed=data_seed,
+        drop_remainder=True,
+    ).prefetch(tf.data.AUTOTUNE)
+    model.compile(optimizer=pretraining_optimizer(warmup_steps=warmup_steps))
+    progress = StepProgress(backup_dir, steps, stop_after)
+    backup = AtomicBackupAndRestore(
+        backup_dir, save_freq="epoch", delete_checkpoint=False
+    )
+    history = model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=save_every,
+        callbacks=[backup, progress],
+        shuffle=False,  # The documents are shuffled in tf.data.
+        verbose=1,
+    )
+    step = progress.step()
+    losses = history.history.get("loss", [])
+    summary = {
+        "start_step": start_step,
+        "step": step,
+        "loss": float(losses[-1]) if losses else None,
+        "input_length": input_length,
+        "target_length": target_length,
+        "preset": None,
+    }
+    if progress.interrupted:
+        print(f"Stopped at step {step} of {steps}.")
+        return summary
+    summary["preset"] = os.path.join(output, "preset")
+    model.save_to_preset(summary["preset"])
+    print(f"Step {step} of {steps}; saved the model to {summary['preset']}")
+    return summary
