@@ -14,6 +14,32 @@ _FOLLOW_BIAS = 3.0
 _CANDIDATE_DIM = 16
 
 
+def check_key_offsets(key_offsets):
+    """Distinct non-zero ints, as a tuple; anything else is refused."""
+    offsets = tuple(key_offsets)
+    if any(
+        isinstance(o, bool) or not isinstance(o, int) or o == 0 for o in offsets
+    ) or len(set(offsets)) != len(offsets):
+        raise ValueError(
+            "`key_offsets` must be distinct non-zero ints (token offsets "
+            f"such as -1 and 1). Received: key_offsets={key_offsets!r}"
+        )
+    return offsets
+
+
+def _neighbour_key_name(offset):
+    if offset in (-1, 1):
+        return "previous_key" if offset < 0 else "next_key"
+    return f"key_{'before' if offset < 0 else 'after'}_{abs(offset)}"
+
+
+def _shifted(states, offset):
+    """`[B, S, d]` states moved so position i holds i + offset's."""
+    if offset < 0:
+        return ops.pad(states[:, :offset], [[0, 0], [-offset, 0], [0, 0]])
+    return ops.pad(states[:, offset:], [[0, 0], [0, offset], [0, 0]])
+
+
 @keras.saving.register_keras_serializable(package="keras_fido")
 class CopyAttentionHead(keras.layers.Layer):
     """Mixes the vocabulary softmax with a copy of the passages' tokens.
@@ -61,6 +87,9 @@ class CopyAttentionHead(keras.layers.Layer):
         vocabulary_size: int. Rows of the output distribution.
         encoder_hidden_dim: int. Width of the encoder states.
         key_dim: int. Width of the pointer's queries and keys.
+        key_offsets: tuple of ints. The neighbouring tokens (by offset)
+            whose states each token's key also reads; `()` for the token
+            alone.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -88,7 +117,12 @@ class CopyAttentionHead(keras.layers.Layer):
     """
 
     def __init__(
-        self, vocabulary_size, encoder_hidden_dim, key_dim=64, **kwargs
+        self,
+        vocabulary_size,
+        encoder_hidden_dim,
+        key_dim=64,
+        key_offsets=(-1, 1),
+        **kwargs,
     ):
         check_keyword_arguments(self, kwargs)
         super().__init__(**kwargs)
@@ -98,13 +132,14 @@ class CopyAttentionHead(keras.layers.Layer):
         self.vocabulary_size = vocabulary_size
         self.encoder_hidden_dim = encoder_hidden_dim
         self.key_dim = key_dim
+        self.key_offsets = check_key_offsets(key_offsets)
         dense = dict(use_bias=False, dtype=self.dtype_policy)
         self.query = keras.layers.Dense(key_dim, name="query", **dense)
         self.key = keras.layers.Dense(key_dim, name="key", **dense)
-        self.previous_key = keras.layers.Dense(
-            key_dim, name="previous_key", **dense
-        )
-        self.next_key = keras.layers.Dense(key_dim, name="next_key", **dense)
+        self.neighbour_keys = [
+            keras.layers.Dense(key_dim, name=_neighbour_key_name(o), **dense)
+            for o in self.key_offsets
+        ]
         self.gate = keras.layers.Dense(1, dtype=self.dtype_policy, name="gate")
         # Opens towards continuing: most copied answers are one span.
         self.follow_gate = keras.layers.Dense(
@@ -119,8 +154,8 @@ class CopyAttentionHead(keras.layers.Layer):
         self.gate.build(hidden_states_shape)
         self.follow_gate.build(hidden_states_shape)
         self.key.build((None, None, self.encoder_hidden_dim))
-        self.previous_key.build((None, None, self.encoder_hidden_dim))
-        self.next_key.build((None, None, self.encoder_hidden_dim))
+        for neighbour_key in self.neighbour_keys:
+            neighbour_key.build((None, None, self.encoder_hidden_dim))
         # What the continuation would copy next, as a small embedding of
         # its piece, moves both gates (stop before a span's "." rather
         # than copy it). Zeros: a piece never seen in training moves none.
@@ -139,16 +174,18 @@ class CopyAttentionHead(keras.layers.Layer):
     def encoder_keys(self, encoder_sequence_output):
         """`[B, S, d_enc]` encoder states -> `[B, S, key_dim]` keys.
 
-        A token's key also reads the state of the token before it: where
-        an answer starts is told by what precedes it ("... is" before a
-        capital), which the state of the first answer piece need not hold.
+        A token's key also reads the states of its neighbours at
+        `key_offsets` (zeros past either end): where an answer starts is
+        told by the words around it ("... is" before a capital, "is the
+        capital" after one), which the state of its first piece need not
+        hold. The passages are flattened, so a passage's first token sees
+        the last of the passage before; that token is the question prefix,
+        never an answer.
         """
         states = encoder_sequence_output
-        before = ops.pad(states[:, :-1], [[0, 0], [1, 0], [0, 0]])
-        after = ops.pad(states[:, 1:], [[0, 0], [0, 1], [0, 0]])
-        keys = (
-            self.key(states) + self.previous_key(before) + self.next_key(after)
-        )
+        keys = self.key(states)
+        for offset, neighbour_key in zip(self.key_offsets, self.neighbour_keys):
+            keys = keys + neighbour_key(_shifted(states, offset))
         return ops.cast(keys, "float32")
 
     def pointer_attention(self, hidden_states, encoder_keys, padding_mask):
@@ -327,6 +364,7 @@ class CopyAttentionHead(keras.layers.Layer):
                 "vocabulary_size": self.vocabulary_size,
                 "encoder_hidden_dim": self.encoder_hidden_dim,
                 "key_dim": self.key_dim,
+                "key_offsets": list(self.key_offsets),
             }
         )
         return config

@@ -163,6 +163,43 @@ def test_serialization():
         CopyAttentionHead(vocabulary_size=10, encoder_hidden_dim=4, key_dim=4),
         head_inputs(0.0)[1],
     )
+    run_layer_serialization_check(
+        CopyAttentionHead(
+            vocabulary_size=10,
+            encoder_hidden_dim=4,
+            key_dim=4,
+            key_offsets=(-2, 1),
+        ),
+        head_inputs(0.0)[1],
+    )
+
+
+def test_keys_read_the_neighbours_at_their_offsets():
+    head = CopyAttentionHead(
+        vocabulary_size=10, encoder_hidden_dim=3, key_dim=3, key_offsets=(-2, 1)
+    )
+    head.build((1, 1, 10), (1, 1, 3))
+    assert [k.name for k in head.neighbour_keys] == ["key_before_2", "next_key"]
+    head.key.kernel.assign(np.zeros((3, 3), "float32"))
+    head.neighbour_keys[0].kernel.assign(np.eye(3, dtype="float32"))
+    head.neighbour_keys[1].kernel.assign(10.0 * np.eye(3, dtype="float32"))
+    states = np.arange(1, 16, dtype="float32").reshape(1, 5, 3)
+    keys = ops.convert_to_numpy(head.encoder_keys(states))[0]
+    # Token i: the state of i - 2 plus ten times that of i + 1 (zeros past
+    # either end).
+    expected = np.zeros((5, 3), "float32")
+    expected[2:] += states[0, :3]
+    expected[:4] += 10.0 * states[0, 1:]
+    np.testing.assert_allclose(keys, expected)
+
+
+def test_keys_of_the_token_alone_have_no_neighbour_weights():
+    head = CopyAttentionHead(
+        vocabulary_size=10, encoder_hidden_dim=4, key_offsets=()
+    )
+    head.build((1, 1, 10), (1, 1, 4))
+    assert not [w for w in head.weights if "key_" in w.path]
+    assert head.get_config()["key_offsets"] == []
 
 
 def test_bad_arguments_are_named():
@@ -170,6 +207,11 @@ def test_bad_arguments_are_named():
         CopyAttentionHead(vocabulary_size=0, encoder_hidden_dim=4)
     with pytest.raises(ValueError, match="key_dim"):
         CopyAttentionHead(vocabulary_size=4, encoder_hidden_dim=4, key_dim=0)
+    for offsets in [(0,), (1, 1), (1.5,), (True,)]:
+        with pytest.raises(ValueError, match="key_offsets"):
+            CopyAttentionHead(
+                vocabulary_size=4, encoder_hidden_dim=4, key_offsets=offsets
+            )
     with pytest.raises(ValueError, match="(?i)did you mean `vocabulary_size`"):
         CopyAttentionHead(vocabulary_size=4, encoder_hidden_dim=4, vocab_size=4)
 
