@@ -15,6 +15,11 @@ per request, either `{"outputs": {name: nested lists}}` or `{"error":
 {"type", "message"}}`; `"inputs"`, each signature's input names in the
 order TensorFlow numbers them in errors; and `"modules"`, the blocked
 packages found in `sys.modules` (none).
+
+A request with `"threads": n, "calls": m` is then also sent from n Python
+threads m times each, as a server sends it; its response gains
+`"concurrent"`: the answers that differ from the sequential one, the
+errors, and the resident memory after a tenth of the calls and at the end.
 """
 
 import importlib.abc
@@ -54,6 +59,66 @@ def _utf8(value):
     return value.decode("utf-8")
 
 
+def _respond(fn, inputs):
+    import numpy as np
+    import tensorflow as tf
+
+    try:
+        outputs = fn(**inputs)
+    except Exception as error:  # noqa: BLE001 - reported to the test
+        return {"error": {"type": type(error).__name__, "message": str(error)}}
+    return {
+        "outputs": {
+            name: (
+                np.vectorize(_utf8, otypes=[object])(value.numpy())
+                if value.dtype == tf.string
+                else value.numpy()
+            ).tolist()
+            for name, value in outputs.items()
+        }
+    }
+
+
+def _resident_mib():
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _concurrent(fn, inputs, expected, threads, calls):
+    """`threads` Python threads call `fn` `calls` times each, as a server
+    would: how many answers differ from the sequential one, the errors,
+    and the resident memory after the first tenth of the calls and at the
+    end (MiB)."""
+    import threading
+
+    mismatches, errors, rss = [], [], []
+    start = threading.Barrier(threads)
+    warm = threading.Barrier(threads)
+
+    def work(thread):
+        start.wait()
+        for call in range(calls):
+            if call == calls // 10:
+                if warm.wait() == 0:
+                    rss.append(_resident_mib())
+            response = _respond(fn, inputs)
+            if "error" in response:
+                errors.append((thread, response["error"]["message"]))
+            elif response["outputs"] != expected["outputs"]:
+                mismatches.append((thread, call))
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    rss.append(_resident_mib())
+    return {"mismatches": len(mismatches), "errors": errors, "rss_mib": rss}
+
+
 def main(saved_model_dir, requests_path, out_path):
     library = _sentencepiece_op_library()
     sys.meta_path.insert(0, _Blocker())
@@ -76,25 +141,12 @@ def main(saved_model_dir, requests_path, out_path):
             for name, spec in request["inputs"].items()
         }
         fn = loaded.signatures[request["signature"]]
-        try:
-            outputs = fn(**inputs)
-        except Exception as error:  # noqa: BLE001 - reported to the test
-            responses.append(
-                {"error": {"type": type(error).__name__, "message": str(error)}}
+        response = _respond(fn, inputs)
+        if "threads" in request and "outputs" in response:
+            response["concurrent"] = _concurrent(
+                fn, inputs, response, request["threads"], request["calls"]
             )
-            continue
-        responses.append(
-            {
-                "outputs": {
-                    name: (
-                        np.vectorize(_utf8, otypes=[object])(value.numpy())
-                        if value.dtype == tf.string
-                        else value.numpy()
-                    ).tolist()
-                    for name, value in outputs.items()
-                }
-            }
-        )
+        responses.append(response)
     inputs = {
         name: [
             t.name.split(":")[0] for t in fn.inputs if t.dtype != tf.resource

@@ -27,6 +27,9 @@ needs_tensorflow = pytest.mark.skipif(
     "KERAS_BACKEND=tensorflow (test_export_preset.py covers the others)",
 )
 
+SERVER_THREADS = 4
+CALLS_PER_THREAD = 50
+RSS_GROWTH_BOUND_MIB = 50  # generous: allocator noise is a few MiB
 PASSAGES = 3
 PASSAGE_LENGTH = 32
 DECODER_LENGTH = 8
@@ -199,6 +202,9 @@ def served(reader, exported, tmp_path_factory):
         {"signature": "serving_default", "inputs": string_inputs(inputs)}
         for inputs in map(tensor_form, BATCHES)
     ]
+    # The first request is also sent from several threads, as a server
+    # sends it.
+    requests[0].update(threads=SERVER_THREADS, calls=CALLS_PER_THREAD)
     requests.append({"signature": "serving_tokens", "inputs": token_inputs})
     requests += [
         {
@@ -325,6 +331,15 @@ def test_bare_tensorflow_answers_equal_generate(reader, served):
     # The reader is trained enough for its answers to differ.
     answers = [a for r in served["text"] for a in r["outputs"]["answers"]]
     assert len(set(answers)) >= 3
+
+
+@needs_tensorflow
+def test_threads_get_the_sequential_answers_in_flat_memory(served):
+    concurrent = served["text"][0]["concurrent"]
+    assert concurrent["errors"] == []
+    assert concurrent["mismatches"] == 0
+    warm, end = concurrent["rss_mib"]
+    assert end - warm < RSS_GROWTH_BOUND_MIB, concurrent["rss_mib"]
 
 
 @needs_tensorflow

@@ -1,7 +1,8 @@
 """`generate` called from several Python threads at once (as a web server
-calls it) returns what sequential calls return (no softmax warning is
-raised by the decoder on one token either)."""
+calls it) returns what sequential calls return, in flat memory over 200
+calls (no softmax warning is raised by the decoder on one token either)."""
 
+import gc
 import threading
 import warnings
 
@@ -14,7 +15,10 @@ from keras_fido.models import FiDOTokenizer
 from keras_fido.testing.fido_models import tiny_backbone
 
 THREADS = 4
-CALLS_PER_THREAD = 3
+CALLS_PER_THREAD = 50  # 200 calls in all
+WARM_UP_CALLS = 5
+DISTINCT_BATCHES = 12
+RSS_GROWTH_BOUND_MIB = 50  # generous: allocator noise is a few MiB
 QUESTIONS = [
     "what is the capital of france",
     "who wrote the play",
@@ -44,23 +48,33 @@ def reader(sentencepiece_proto):
     return FiDOSeq2SeqLM(backbone, preprocessor)
 
 
-def test_threads_get_the_sequential_answers(reader):
-    batches = [
-        [example(t * CALLS_PER_THREAD + c), example(t + c + 7)]
-        for t in range(THREADS)
-        for c in range(CALLS_PER_THREAD)
-    ]
+def resident_mib():
+    """This process' resident set size (VmRSS), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_threads_get_the_sequential_answers_in_flat_memory(reader):
+    batches = [[example(i), example(i + 7)] for i in range(DISTINCT_BATCHES)]
     expected = [reader.generate(batch) for batch in batches]
     results = {}
     errors = []
+    rss = []
     start = threading.Barrier(THREADS)
+    warm = threading.Barrier(THREADS)
 
     def work(thread):
         try:
             start.wait()
             for c in range(CALLS_PER_THREAD):
+                if c == WARM_UP_CALLS and warm.wait() == 0:
+                    rss.append(resident_mib())
                 index = thread * CALLS_PER_THREAD + c
-                results[index] = reader.generate(batches[index])
+                batch = index % DISTINCT_BATCHES
+                results[index] = (batch, reader.generate(batches[batch]))
         except Exception as error:  # Reported below, with its thread.
             errors.append((thread, repr(error)))
 
@@ -68,9 +82,14 @@ def test_threads_get_the_sequential_answers(reader):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=300)
+        thread.join(timeout=600)
+    gc.collect()
+    rss.append(resident_mib())
     assert not errors
-    assert [results[i] for i in range(len(batches))] == expected
+    assert len(results) == THREADS * CALLS_PER_THREAD
+    wrong = [i for i, (b, answers) in results.items() if answers != expected[b]]
+    assert wrong == []
+    assert rss[1] - rss[0] < RSS_GROWTH_BOUND_MIB, rss
 
 
 def test_decoder_on_one_token_warns_of_no_softmax(reader):
