@@ -26,6 +26,18 @@ Distributed training uses Keras' own engines (`--distribution`):
         --distribution data --tpu my-tpu
 
 `--batch-size` is the global batch, split over the data-parallel replicas.
+On several hosts, run the same command on each, adding who it is:
+
+    # JAX: every process names process 0's address (or set Keras'
+    # KERAS_DISTRIBUTION_JOB_ADDRESSES / _NUM_PROCESSES / _PROCESS_ID)
+    python recipes/finetune_qa.py ... --distribution data \
+        --coordinator host0:1234 --num-processes 2 --process-id I
+    # TensorFlow: TF_CONFIG names the workers (MultiWorkerMirroredStrategy)
+    TF_CONFIG=... python recipes/finetune_qa.py ... --distribution data
+
+Each process reads its own part of `--train`; process 0 (the chief)
+writes the backups, the best weights and the preset into `--output`,
+which every process must reach (a shared filesystem).
 """
 
 # ruff: noqa: E402 (TensorFlow's logging is set before it loads)
@@ -52,10 +64,13 @@ from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import fine_tuning_optimizer
+from keras_fido.training import processes
 from keras_fido.training import with_copy_head
-from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
 from keras_fido.training.distribution import DISTRIBUTIONS
 from keras_fido.training.distribution import distribution_context
+from keras_fido.training.input_shards import shard_batch_size
+from keras_fido.training.input_shards import shard_examples
 from keras_fido.training.run_config import check_run_config
 from keras_fido.training.run_config import run_config
 
@@ -134,7 +149,59 @@ def parse_args(argv=None):
         "--distribution data)",
     )
     add_verbose_flag(p)
+    add_process_flags(p)
     return p.parse_args(argv)
+
+
+def add_process_flags(p):
+    """Flags of a job of several processes (JAX; TensorFlow: TF_CONFIG)."""
+    p.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        help="processes in the job (default: "
+        f"{processes.NUM_PROCESSES}, or TF_CONFIG on TensorFlow)",
+    )
+    p.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        help=f"this process, from 0 (default: {processes.PROCESS_ID})",
+    )
+    p.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"process 0's address (JAX; default: {processes.ADDRESSES})",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="how long to wait for the other processes",
+    )
+
+
+def start_engine(args):
+    """Connects the job's processes, then makes the engine; one line
+    naming the flag on any bad setting. Call before building anything."""
+    try:
+        group = processes.process_group(
+            args.num_processes, args.process_id, args.coordinator
+        )
+        processes.initialize(group, args.connect_timeout)
+        context = distribution_context(
+            args.distribution,
+            tpu=args.tpu,
+            model_parallel=args.model_parallel,
+            batch_size=args.batch_size,
+            group=group,
+            timeout=args.connect_timeout,
+        )
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return group, context
 
 
 def training_text(path, limit=20000):
@@ -195,39 +262,36 @@ def load_reader(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    group, context = start_engine(args)
     keras.utils.set_random_seed(args.seed)
-    try:
-        context = distribution_context(
-            args.distribution,
-            tpu=args.tpu,
-            model_parallel=args.model_parallel,
-            batch_size=args.batch_size,
-        )
-    except ValueError as error:
-        raise SystemExit(str(error))
+    chief = group is None or group.chief
     os.makedirs(args.output, exist_ok=True)
     # Variables are created, and fit() runs, where the engine places them.
-    with context:
+    with context as engine:
         reader = build_reader(args)
         try:
             check_run_config(args.output, run_config(reader))
         except ValueError as e:
             raise SystemExit(str(e)) from None
-        train(reader, args)
+        train(reader, args, engine, chief)
     return 0
 
 
-def train(reader, args):
+def train(reader, args, engine=None, chief=True):
     """Fits on `--train`, keeps the best validation EM, saves a preset."""
     num_passages = reader.preprocessor.num_passages
+    examples = load_fid_json(
+        args.train, num_passages=num_passages, validate=True
+    ).take(args.train_limit or -1)
+    try:
+        batch_size = shard_batch_size(engine, args.batch_size)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     dataset = (
-        load_fid_json(args.train, num_passages=num_passages, validate=True)
-        .take(args.train_limit or -1)
+        shard_examples(examples, engine)  # this process's part
         .shuffle(4096, seed=args.seed)
         # A distributed batch must split evenly over the replicas.
-        .ragged_batch(
-            args.batch_size, drop_remainder=args.distribution != "none"
-        )
+        .ragged_batch(batch_size, drop_remainder=args.distribution != "none")
     )
     validation = list(
         itertools.islice(
@@ -241,11 +305,15 @@ def train(reader, args):
     best = os.path.join(args.output, "best.weights.h5")
     callbacks = [
         GenerationEvaluationCallback(
-            validation, batch_size=args.batch_size, checkpoint_path=best
+            validation,
+            batch_size=args.batch_size,
+            checkpoint_path=best if chief else None,
         ),
-        AtomicBackupAndRestore(os.path.join(args.output, "backup")),
+        ChiefBackupAndRestore(os.path.join(args.output, "backup"), chief),
     ]
     reader.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=1)
+    if not chief:
+        return  # the chief writes the preset, from the same weights
     if os.path.exists(best):
         reader.load_weights(best)
     preset = os.path.join(args.output, "preset")

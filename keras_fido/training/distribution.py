@@ -1,9 +1,11 @@
 """Distributed training with the engines Keras already has.
 
 JAX runs `keras.distribution` (`DataParallel`, or `ModelParallel` with
-`FiDOBackbone.get_layout_map`); TensorFlow runs a `tf.distribute` strategy
-(`MirroredStrategy` over local devices, `TPUStrategy` for a Cloud TPU).
-Keras' PyTorch trainer runs on one device, so torch has no engine here.
+`FiDOBackbone.get_layout_map`) over every process's devices; TensorFlow
+runs a `tf.distribute` strategy (`MirroredStrategy` over local devices,
+`MultiWorkerMirroredStrategy` when `TF_CONFIG` names several workers,
+`TPUStrategy` for a Cloud TPU). Keras' PyTorch trainer runs on one
+device, so torch has no engine here.
 """
 
 import contextlib
@@ -11,13 +13,19 @@ import contextlib
 import keras
 
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.training.processes import deadline
 from keras_fido.utils.checks import check_positive_int
 
 DISTRIBUTIONS = ("none", "data", "model")
 
 
 def distribution_context(
-    distribution="none", tpu=None, model_parallel=1, batch_size=None
+    distribution="none",
+    tpu=None,
+    model_parallel=1,
+    batch_size=None,
+    group=None,
+    timeout=300,
 ):
     """The distribution engine named by a recipe's flags, as a context.
 
@@ -48,6 +56,13 @@ def distribution_context(
             count. Defaults to 1.
         batch_size: int. The global batch size, checked to split evenly
             over the data-parallel replicas. Defaults to `None` (no check).
+        group: `keras_fido.training.processes.ProcessGroup`. The job's
+            processes when there are several (JAX: connected first with
+            `processes.initialize`; TensorFlow: a
+            `MultiWorkerMirroredStrategy` from `TF_CONFIG`). Defaults to
+            `None` (one process).
+        timeout: int. Seconds to wait for the other TensorFlow workers
+            before ending with an error naming `TF_CONFIG`. Defaults to 300.
 
     Returns:
         A context manager that enters the engine (sets the distribution,
@@ -74,7 +89,12 @@ def distribution_context(
         reader.fit(train_dataset, epochs=1)
     ```
     """
-    engine = _make_engine(distribution, tpu, model_parallel)
+    if group is not None and distribution == "none":
+        raise ValueError(
+            f"{group.num_processes} processes train one model with "
+            "--distribution data or model. Received: --distribution none"
+        )
+    engine = _make_engine(distribution, tpu, model_parallel, group, timeout)
     if engine is not None and batch_size is not None:
         replicas = _num_replicas(engine)
         if batch_size % replicas:
@@ -96,7 +116,7 @@ def _entered(engine):
         yield engine
 
 
-def _make_engine(distribution, tpu, model_parallel):
+def _make_engine(distribution, tpu, model_parallel, group, timeout):
     if distribution not in DISTRIBUTIONS:
         raise ValueError(
             f"--distribution must be one of {list(DISTRIBUTIONS)}. "
@@ -120,6 +140,8 @@ def _make_engine(distribution, tpu, model_parallel):
     if backend == "jax":
         return _jax_distribution(distribution, tpu, model_parallel)
     if backend == "tensorflow":
+        if group is not None:
+            return _multi_worker_strategy(distribution, tpu, group, timeout)
         return _tensorflow_strategy(distribution, tpu)
     raise ValueError(
         f"--distribution {distribution} is not available on the {backend} "
@@ -138,22 +160,59 @@ def _jax_distribution(distribution, tpu, model_parallel):
             "JAX, run on the TPU VM itself: JAX lists its TPU devices and "
             "--distribution data or model uses them."
         )
+    # Every process's devices, after `processes.initialize`. Each process
+    # feeds its own shard of the examples (`input_shards`), so Keras'
+    # own re-batching and sharding of a dataset is turned off.
     devices = keras.distribution.list_devices()
     if distribution == "data":
-        return keras.distribution.DataParallel(devices=devices)
+        return keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=False
+        )
     if len(devices) % model_parallel:
         raise ValueError(
             f"--model-parallel {model_parallel} must divide the number of "
             f"devices, {len(devices)} ({', '.join(devices)})."
         )
+    _check_replicas_fit_processes(model_parallel)
     mesh = keras.distribution.DeviceMesh(
         shape=(len(devices) // model_parallel, model_parallel),
         axis_names=("batch", "model"),
         devices=devices,
     )
     return keras.distribution.ModelParallel(
-        layout_map=FiDOBackbone.get_layout_map(mesh), batch_dim_name="batch"
+        layout_map=FiDOBackbone.get_layout_map(mesh),
+        batch_dim_name="batch",
+        auto_shard_dataset=False,
     )
+
+
+def _check_replicas_fit_processes(model_parallel):
+    """A model replica lies within one process, or spans whole ones."""
+    import jax
+
+    local = jax.local_device_count()
+    if local % model_parallel and model_parallel % local:
+        raise ValueError(
+            f"--model-parallel {model_parallel} must divide, or be a "
+            f"multiple of, each process's {local} devices, so that no "
+            "model replica is split unevenly between processes."
+        )
+
+
+def _multi_worker_strategy(distribution, tpu, group, timeout):
+    import tensorflow as tf
+
+    if tpu is not None:
+        raise ValueError(
+            f"--tpu {tpu!r} and a TF_CONFIG of {group.num_processes} "
+            "workers are two clusters: a TPUStrategy reaches its TPU hosts "
+            "itself. Unset TF_CONFIG, or drop --tpu."
+        )
+    if distribution == "model":
+        _tensorflow_strategy(distribution, tpu)  # raises the flag's error
+    # The strategy waits for every TF_CONFIG worker, with no limit.
+    with deadline(timeout, "TF_CONFIG", group):
+        return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def _tensorflow_strategy(distribution, tpu):

@@ -1,0 +1,189 @@
+"""Training across processes on localhost, for the distribution tests.
+
+Each process of a job runs
+
+    KERAS_DISTRIBUTION_JOB_ADDRESSES=127.0.0.1:PORT \\
+    KERAS_DISTRIBUTION_NUM_PROCESSES=2 KERAS_DISTRIBUTION_PROCESS_ID=I \\
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \\
+        python -m keras_fido.testing.multi_process_checks OUT step
+
+(TensorFlow: `TF_CONFIG` instead of the `KERAS_DISTRIBUTION_*`
+variables.) The processes meet with `keras_fido.training.processes`, train
+under `distribution_context` and read their shard of the examples with
+`keras_fido.training.input_shards`, as the recipes do.
+
+- `step`: one SGD step of `fit` on one device alone, then from the same
+  weights across the processes (`data`, and on JAX `model` with the
+  model axis within each process). The chief writes
+  `OUT/<name>.npz` (weights after the step) and `OUT/figures.json`.
+- `train`: `EPOCHS` epochs of `STEPS` steps with
+  `ChiefBackupAndRestore` in `OUT/backup`; the chief writes
+  `OUT/final.npz` and `OUT/final.json` (steps counted). With
+  `KILL_AT=EPOCH,STEP`, process 1 kills itself (SIGKILL) before that step
+  unless `OUT/killed` exists, which it creates first: the same command
+  run again trains to the end.
+"""
+
+import json
+import os
+import signal
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_fido.testing.distribution_checks import BATCH_SIZE
+from keras_fido.testing.distribution_checks import tiny_batch
+from keras_fido.testing.distribution_checks import tiny_reader
+from keras_fido.training import processes
+from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
+from keras_fido.training.distribution import distribution_context
+from keras_fido.training.input_shards import shard_batch_size
+from keras_fido.training.input_shards import shard_examples
+
+EPOCHS = 3
+STEPS = 2
+MODEL_PARALLEL = 2  # within each process's 2 devices
+
+
+def examples(steps=1):
+    """`steps` global batches of token ids, as unbatched examples."""
+    parts = [tiny_batch(seed) for seed in range(steps)]
+    merged = tf.nest.map_structure(lambda *a: np.concatenate(a), *parts)
+    return tf.data.Dataset.from_tensor_slices(merged)
+
+
+def batches(engine, steps=1):
+    """This process's part of `steps` global batches of `BATCH_SIZE`."""
+    dataset = shard_examples(examples(steps), engine)
+    return dataset.batch(shard_batch_size(engine, BATCH_SIZE))
+
+
+def compiled_reader(initial_weights=None):
+    reader = tiny_reader()
+    if initial_weights is not None:
+        reader.set_weights(initial_weights)
+    reader.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    return reader
+
+
+def numpy_weights(reader):
+    """Every weight by path, whole on every process."""
+    return {v.path: whole(v.value) for v in reader.weights}
+
+
+def whole(value):
+    """A weight's value as numpy, gathered from every process (JAX)."""
+    if keras.backend.backend() == "jax" and not value.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+    return keras.ops.convert_to_numpy(value)
+
+
+def run_step(output_dir, group):
+    distributions = ["data"]
+    if keras.backend.backend() == "jax":
+        distributions.append("model")
+    # Engines first: TensorFlow's collectives must be configured before
+    # any other TensorFlow op runs.
+    contexts = {
+        name: distribution_context(
+            name,
+            model_parallel=MODEL_PARALLEL if name == "model" else 1,
+            batch_size=BATCH_SIZE,
+            group=group,
+        )
+        for name in distributions
+    }
+    keras.utils.set_random_seed(0)
+    single = compiled_reader()
+    initial = single.get_weights()
+    history = single.fit(batches(None), verbose=0)
+    figures = {"single": {"loss": history.history["loss"][0]}}
+    weights = {"single": numpy_weights(single)}
+    for name, context in contexts.items():
+        with context as engine:
+            reader = compiled_reader(initial)
+            history = reader.fit(batches(engine), verbose=0)
+        weights[name] = numpy_weights(reader)
+        figures[name] = {
+            "loss": history.history["loss"][0],
+            "engine": type(engine).__name__,
+            "processes": group.num_processes,
+        }
+    if group.chief:
+        for name, values in weights.items():
+            np.savez(os.path.join(output_dir, f"{name}.npz"), **values)
+        with open(os.path.join(output_dir, "figures.json"), "w") as f:
+            json.dump(figures, f, indent=1)
+
+
+class KillOnce(keras.callbacks.Callback):
+    """SIGKILLs this process before step `step` of epoch `epoch`, once."""
+
+    def __init__(self, epoch, step, marker):
+        super().__init__()
+        self.epoch, self.step, self.marker = epoch, step, marker
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current_epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.current_epoch, batch) != (self.epoch, self.step):
+            return
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_train(output_dir, group):
+    keras.utils.set_random_seed(0)
+    context = distribution_context(
+        "data" if group else "none", batch_size=BATCH_SIZE, group=group
+    )
+    chief = group is None or group.chief
+    with context as engine:
+        reader = compiled_reader()
+        callbacks = [
+            ChiefBackupAndRestore(
+                os.path.join(output_dir, "backup"), chief=chief
+            )
+        ]
+        kill_at = os.environ.get("KILL_AT")
+        if kill_at and group and group.process_id == 1:
+            epoch, step = map(int, kill_at.split(","))
+            marker = os.path.join(output_dir, "killed")
+            callbacks.append(KillOnce(epoch, step, marker))
+        reader.fit(
+            batches(engine, STEPS),
+            epochs=EPOCHS,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        weights = numpy_weights(reader)
+    if chief:
+        np.savez(os.path.join(output_dir, "final.npz"), **weights)
+        steps = int(keras.ops.convert_to_numpy(reader.optimizer.iterations))
+        with open(os.path.join(output_dir, "final.json"), "w") as f:
+            json.dump({"steps": steps}, f)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[1] not in ("step", "train"):
+        raise SystemExit(
+            "usage: python -m keras_fido.testing.multi_process_checks "
+            "OUTPUT_DIR {step,train}"
+        )
+    group = processes.process_group()
+    processes.initialize(group, timeout=int(os.environ.get("TIMEOUT", 60)))
+    if argv[1] == "step":
+        run_step(argv[0], group)
+    else:
+        run_train(argv[0], group)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Training backups written by one process and read by all."""
+
+from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+
+
+class ChiefBackupAndRestore(AtomicBackupAndRestore):
+    """`AtomicBackupAndRestore` for a job of several processes.
+
+    Every process restores from `backup_dir` when training starts, so a
+    job restarted with the same command resumes after its last finished
+    epoch on every process. Only the chief writes (and, at the end,
+    deletes) the backup: the weights are the same on every process, and
+    two processes writing one shared directory would race.
+
+    Args:
+        backup_dir: str. A directory every process reads (a shared
+            filesystem on several hosts).
+        chief: bool. Whether this process writes. Defaults to `True`.
+        **kwargs: the other arguments of `keras.callbacks.BackupAndRestore`.
+    """
+
+    def __init__(self, backup_dir, chief=True, **kwargs):
+        kwargs.setdefault("delete_checkpoint", True)
+        kwargs["delete_checkpoint"] = kwargs["delete_checkpoint"] and chief
+        super().__init__(backup_dir, **kwargs)
+        self.chief = chief
+
+    def _save_model(self):
+        if self.chief:
+            super()._save_model()
