@@ -1,25 +1,18 @@
 """The FiDO decoder: a T5 decoder with layer-sparse cross-attention."""
 
-import collections
-
 import keras
 from keras import ops
 
+from keras_fido.layers.attention_masks import causal_self_attention_mask
+from keras_fido.layers.attention_masks import cross_attention_mask
 from keras_fido.layers.cross_attention_schedule import (
     cross_attention_layer_indices,
 )
-from keras_fido.layers.fido_transformer_layer import FiDOTransformerLayer
-from keras_fido.layers.relative_position_bias import RelativePositionBias
-from keras_fido.layers.t5_layer_norm import T5LayerNorm
-from keras_fido.utils.checks import check_keyword_arguments
+from keras_fido.layers.fido_transformer_layer import LayerOutput
+from keras_fido.layers.t5_stack import T5Stack
 
 
-class DecoderOutput(
-    collections.namedtuple(
-        "DecoderOutput",
-        ["hidden_states", "self_attention_cache", "attention_scores"],
-    )
-):
+class DecoderOutput(LayerOutput):
     """What `FiDODecoder.decode` returns, always in this shape.
 
     `hidden_states` `[B, T, hidden_dim]`; `self_attention_cache`, the
@@ -27,41 +20,11 @@ class DecoderOutput(
     one float32 `[B, kv, group, T, S]` tensor per cross-attending layer.
     """
 
-
-def causal_self_attention_mask(
-    length, key_length, query_offset=0, padding_mask=None
-):
-    """`[1 or B, T, key_length]` bool: a query sees itself and the past.
-
-    Queries sit at `query_offset ...`; `padding_mask` `[B, key_length]`
-    also hides padded keys (training only: with a cache, the causal mask
-    already hides the unwritten positions).
-    """
-    queries = ops.arange(length, dtype="int32") + ops.cast(
-        query_offset, "int32"
-    )
-    keys = ops.arange(key_length, dtype="int32")
-    mask = (keys[None, :] <= queries[:, None])[None, :, :]
-    if padding_mask is not None:
-        keys_valid = ops.cast(padding_mask, "bool")[:, None, :]
-        mask = ops.logical_and(mask, keys_valid)
-    return mask
-
-
-def cross_attention_mask(encoder_padding_mask):
-    """`[B, 1, S]` bool over the passages' tokens, or `None`.
-
-    `encoder_padding_mask` is `[B, S]` or `[B, P, L]`, `S = P*L`; its batch
-    is the samples' own (with beams, one row per sample).
-    """
-    if encoder_padding_mask is None:
-        return None
-    mask = ops.cast(encoder_padding_mask, "bool")
-    return ops.reshape(mask, (ops.shape(mask)[0], 1, -1))
+    __slots__ = ()
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
-class FiDODecoder(keras.layers.Layer):
+class FiDODecoder(T5Stack):
     """Causal T5 decoder that cross-attends only in every K-th layer.
 
     The three FiDO knobs (de Jong et al., https://arxiv.org/abs/2212.08153)
@@ -102,8 +65,7 @@ class FiDODecoder(keras.layers.Layer):
             causal mask over the cache already hides unwritten positions).
         self_attention_cache: optional tuple, one
             `[B, 2, num_key_value_heads, T_max, key_value_dim]` tensor per
-            layer (`init_self_attention_cache`). With it the call returns
-            `(outputs, updated_self_attention_cache)`.
+            layer (`init_self_attention_cache`).
         cache_update_index: int or scalar tensor, position of the first of
             the `T` tokens.
         cross_attention_cache: optional tuple of K/V tensors, one per
@@ -112,6 +74,12 @@ class FiDODecoder(keras.layers.Layer):
             cross-attention probabilities, one per cross-attending layer,
             `[B, num_key_value_heads, group_size, T, S]`.
         training: bool, whether dropout is active.
+
+    Returns:
+        The hidden states `[B, T, hidden_dim]`, followed by the updated
+        self-attention caches when a `self_attention_cache` was given and
+        by the scores with `return_attention_scores`. `decode` always
+        returns all three, as a `DecoderOutput`.
 
     Examples:
     ```python
@@ -143,53 +111,32 @@ class FiDODecoder(keras.layers.Layer):
         layer_norm_epsilon=1e-6,
         **kwargs,
     ):
-        check_keyword_arguments(self, kwargs)
-        super().__init__(**kwargs)
+        super().__init__(
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            num_heads=num_heads,
+            key_value_dim=key_value_dim,
+            relative_attention_num_buckets=relative_attention_num_buckets,
+            relative_attention_max_distance=relative_attention_max_distance,
+            dropout=dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            **kwargs,
+        )
         self.cross_attention_layer_indices = cross_attention_layer_indices(
             num_layers, cross_attention_interval
         )
-        self.num_layers = num_layers
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
         self.num_key_value_heads = num_key_value_heads
-        self.key_value_dim = key_value_dim
         self.encoder_hidden_dim = encoder_hidden_dim
         self.cross_attention_interval = cross_attention_interval
-        self.relative_attention_num_buckets = relative_attention_num_buckets
-        self.relative_attention_max_distance = relative_attention_max_distance
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-
-        self.relative_position_bias = RelativePositionBias(
-            num_heads=num_heads,
-            num_buckets=relative_attention_num_buckets,
-            max_distance=relative_attention_max_distance,
+        self.create_sublayers(
             bidirectional=False,
-            dtype=self.dtype_policy,
-            name="relative_position_bias",
-        )
-        self.transformer_layers = [
-            FiDOTransformerLayer(
-                hidden_dim=hidden_dim,
-                intermediate_dim=intermediate_dim,
-                num_heads=num_heads,
-                num_key_value_heads=num_key_value_heads,
-                key_value_dim=key_value_dim,
-                cross_attention=i in self.cross_attention_layer_indices,
-                encoder_hidden_dim=encoder_hidden_dim,
-                dropout=dropout,
-                layer_norm_epsilon=layer_norm_epsilon,
-                dtype=self.dtype_policy,
-                name=f"layer_{i}",
-            )
-            for i in range(1, num_layers + 1)
-        ]
-        self.final_norm = T5LayerNorm(
-            layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
-        )
-        self.dropout_layer = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="dropout"
+            layer_numbers=range(1, num_layers + 1),
+            block_options=lambda i: {
+                "num_key_value_heads": num_key_value_heads,
+                "cross_attention": i in self.cross_attention_layer_indices,
+                "encoder_hidden_dim": encoder_hidden_dim,
+            },
         )
 
     @property
@@ -200,12 +147,7 @@ class FiDODecoder(keras.layers.Layer):
         ]
 
     def build(self, token_embeddings_shape, *args, **kwargs):
-        shape = (None, None, self.hidden_dim)
-        self.relative_position_bias.build()
-        for layer in self.transformer_layers:
-            layer.build(shape)
-        self.final_norm.build(shape)
-        self.built = True
+        self.build_sublayers((None, None, self.hidden_dim))
 
     def init_self_attention_cache(self, batch_size, max_length, dtype=None):
         """Zeroed self-attention K/V caches, one tensor per layer."""
@@ -268,12 +210,9 @@ class FiDODecoder(keras.layers.Layer):
             training=training,
         )
         # The public edge: as many values as were asked for.
-        outputs = (out.hidden_states,)
-        if self_attention_cache is not None:
-            outputs += (out.self_attention_cache,)
-        if return_attention_scores:
-            outputs += (out.attention_scores,)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return out.public_outputs(
+            self_attention_cache is not None, return_attention_scores
+        )
 
     def decode(
         self,
@@ -292,91 +231,95 @@ class FiDODecoder(keras.layers.Layer):
         result when none was given; `attention_scores` is always there.
         Library code that needs a fixed shape calls this on a built layer.
         """
-        x = token_embeddings
-        use_cache = self_attention_cache is not None
-        if use_cache and cache_update_index is None:
-            raise ValueError(
-                "`cache_update_index` is required with a "
-                "`self_attention_cache`."
+        self_mask, bias = self.self_attention_inputs(
+            ops.shape(token_embeddings)[1],
+            self_attention_cache,
+            cache_update_index,
+            decoder_padding_mask,
+        )
+        encoder_output, cross_mask, cross_caches = self.cross_attention_inputs(
+            encoder_output, encoder_padding_mask, cross_attention_cache
+        )
+        self_caches = self_attention_cache
+        if self_attention_cache is None:
+            self_caches = (None,) * self.num_layers
+        x = self.dropout_layer(token_embeddings, training=training)
+        outputs = []
+        for i, layer in enumerate(self.transformer_layers, start=1):
+            out = layer.transform(
+                x,
+                self_mask,
+                bias,
+                encoder_output,
+                cross_mask,
+                self_caches[i - 1],
+                cache_update_index,
+                cross_caches.get(i),
+                training=training,
             )
-        length = ops.shape(x)[1]
+            outputs.append(out)
+            x = out.hidden_states
+        x = self.final_output(x, training=training)
+        if self_attention_cache is not None:
+            self_caches = tuple(out.self_attention_cache for out in outputs)
+        scores = tuple(out.attention_scores for out in outputs)
+        return DecoderOutput(
+            x,
+            None if self_attention_cache is None else self_caches,
+            tuple(s for s in scores if s is not None),
+        )
+
+    def self_attention_inputs(
+        self,
+        length,
+        self_attention_cache=None,
+        cache_update_index=None,
+        decoder_padding_mask=None,
+    ):
+        """The causal mask and the position bias of `length` queries.
+
+        Without a cache the queries attend each other; with one, they sit
+        at `cache_update_index ...` and attend the whole cache, whose
+        unwritten positions the causal mask hides (`decoder_padding_mask`
+        is then ignored).
+        """
         key_length, query_offset = length, 0
-        if use_cache:
+        if self_attention_cache is not None:
+            if cache_update_index is None:
+                raise ValueError(
+                    "`cache_update_index` is required with a "
+                    "`self_attention_cache`."
+                )
             key_length = ops.shape(self_attention_cache[0])[3]
             query_offset = cache_update_index
-        self_mask = causal_self_attention_mask(
-            length,
-            key_length,
-            query_offset,
-            None if use_cache else decoder_padding_mask,
+            decoder_padding_mask = None
+        mask = causal_self_attention_mask(
+            length, key_length, query_offset, decoder_padding_mask
         )
         bias = self.relative_position_bias.compute_bias(
             length, key_length, query_offset
         )
-        cross_mask = cross_attention_mask(encoder_padding_mask)
-        if cross_attention_cache is None:
-            if encoder_output is None:
-                raise ValueError(
-                    "The decoder needs `encoder_output` or a "
-                    "`cross_attention_cache` computed from it."
-                )
-            encoder_output = ops.cast(encoder_output, self.compute_dtype)
-            cross_attention_cache = (None,) * len(
-                self.cross_attention_layer_indices
-            )
-        x = self.dropout_layer(x, training=training)
-        x, new_self_cache, scores = self._run_layers(
-            x,
-            (self_mask, bias, cross_mask),
-            encoder_output,
-            self_attention_cache,
-            cache_update_index,
-            cross_attention_cache,
-            training,
-        )
-        x = self.dropout_layer(self.final_norm(x), training=training)
-        return DecoderOutput(x, new_self_cache, scores)
+        return mask, bias
 
-    def _run_layers(
-        self,
-        x,
-        masks,
-        encoder_output,
-        self_attention_cache,
-        cache_update_index,
-        cross_attention_cache,
-        training,
+    def cross_attention_inputs(
+        self, encoder_output, encoder_padding_mask, cross_attention_cache
     ):
-        """The blocks in order: `(x, self caches or None, cross scores)`."""
-        self_mask, bias, cross_mask = masks
-        use_cache = self_attention_cache is not None
-        new_self_cache, scores = [], []
-        cross_caches = iter(cross_attention_cache)
-        for i, layer in enumerate(self.transformer_layers):
-            out = layer(
-                x,
-                self_attention_mask=self_mask,
-                self_attention_bias=bias,
-                encoder_output=encoder_output,
-                cross_attention_mask=cross_mask,
-                self_attention_cache=(
-                    self_attention_cache[i] if use_cache else None
-                ),
-                cache_update_index=cache_update_index,
-                cross_attention_cache=(
-                    next(cross_caches) if layer.cross_attention else None
-                ),
-                return_attention_scores=True,
-                training=training,
+        """The encoder output, the cross-attention mask, and the K/V cache
+        of each cross-attending layer, `{layer number: cache}` (empty
+        without a `cross_attention_cache`: the layers then project
+        `encoder_output` themselves)."""
+        mask = cross_attention_mask(encoder_padding_mask)
+        if cross_attention_cache is not None:
+            caches = zip(
+                self.cross_attention_layer_indices, cross_attention_cache
             )
-            if use_cache:
-                x, layer_cache, layer_scores = out
-                new_self_cache.append(layer_cache)
-            else:
-                x, layer_scores = out
-            if layer.cross_attention:
-                scores.append(layer_scores)
-        return x, tuple(new_self_cache) if use_cache else None, tuple(scores)
+            return encoder_output, mask, dict(caches)
+        if encoder_output is None:
+            raise ValueError(
+                "The decoder needs `encoder_output` or a "
+                "`cross_attention_cache` computed from it."
+            )
+        return ops.cast(encoder_output, self.compute_dtype), mask, {}
 
     def compute_output_shape(self, token_embeddings_shape, *args, **kwargs):
         return token_embeddings_shape
@@ -420,22 +363,9 @@ class FiDODecoder(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "num_layers": self.num_layers,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "num_heads": self.num_heads,
                 "num_key_value_heads": self.num_key_value_heads,
-                "key_value_dim": self.key_value_dim,
                 "encoder_hidden_dim": self.encoder_hidden_dim,
                 "cross_attention_interval": self.cross_attention_interval,
-                "relative_attention_num_buckets": (
-                    self.relative_attention_num_buckets
-                ),
-                "relative_attention_max_distance": (
-                    self.relative_attention_max_distance
-                ),
-                "dropout": self.dropout,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
             }
         )
         return config

@@ -3,14 +3,12 @@
 import keras
 from keras import ops
 
-from keras_fido.layers.fido_transformer_layer import FiDOTransformerLayer
-from keras_fido.layers.relative_position_bias import RelativePositionBias
-from keras_fido.layers.t5_layer_norm import T5LayerNorm
-from keras_fido.utils.checks import check_keyword_arguments
+from keras_fido.layers.attention_masks import passage_self_attention_mask
+from keras_fido.layers.t5_stack import T5Stack
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
-class FiDOEncoder(keras.layers.Layer):
+class FiDOEncoder(T5Stack):
     """Encodes each retrieved passage separately and fuses the results.
 
     Fusion-in-Decoder (Izacard & Grave, https://arxiv.org/abs/2007.01282)
@@ -67,61 +65,32 @@ class FiDOEncoder(keras.layers.Layer):
         layer_norm_epsilon=1e-6,
         **kwargs,
     ):
-        check_keyword_arguments(self, kwargs)
-        super().__init__(**kwargs)
-        self.num_layers = num_layers
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.key_value_dim = key_value_dim
-        self.relative_attention_num_buckets = relative_attention_num_buckets
-        self.relative_attention_max_distance = relative_attention_max_distance
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-
-        self.relative_position_bias = RelativePositionBias(
+        super().__init__(
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
             num_heads=num_heads,
-            num_buckets=relative_attention_num_buckets,
-            max_distance=relative_attention_max_distance,
+            key_value_dim=key_value_dim,
+            relative_attention_num_buckets=relative_attention_num_buckets,
+            relative_attention_max_distance=relative_attention_max_distance,
+            dropout=dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            **kwargs,
+        )
+        self.create_sublayers(
             bidirectional=True,
-            dtype=self.dtype_policy,
-            name="relative_position_bias",
-        )
-        self.transformer_layers = [
-            FiDOTransformerLayer(
-                hidden_dim=hidden_dim,
-                intermediate_dim=intermediate_dim,
-                num_heads=num_heads,
-                num_key_value_heads=num_heads,
-                key_value_dim=key_value_dim,
-                dropout=dropout,
-                layer_norm_epsilon=layer_norm_epsilon,
-                dtype=self.dtype_policy,
-                name=f"layer_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = T5LayerNorm(
-            layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
-        )
-        self.dropout_layer = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="dropout"
+            layer_numbers=range(num_layers),
+            block_options=lambda i: {"num_key_value_heads": num_heads},
         )
 
     def build(self, token_embeddings_shape, padding_mask_shape=None):
-        flat_shape = (None, token_embeddings_shape[2], self.hidden_dim)
-        self.relative_position_bias.build()
-        for layer in self.transformer_layers:
-            layer.build(flat_shape)
-        self.final_norm.build(flat_shape)
-        self.built = True
+        self.build_sublayers((None, token_embeddings_shape[2], self.hidden_dim))
 
     def call(self, token_embeddings, padding_mask, training=False):
         shape = ops.shape(token_embeddings)
         batch, passages, length = shape[0], shape[1], shape[2]
         x = ops.reshape(token_embeddings, (-1, length, self.hidden_dim))
-        mask = ops.cast(ops.reshape(padding_mask, (-1, length)), "bool")
-        attention_mask = mask[:, None, :]  # every query sees its passage
+        attention_mask = passage_self_attention_mask(padding_mask)
         bias = self.relative_position_bias.compute_bias(length, length)
         x = self.dropout_layer(x, training=training)
         for layer in self.transformer_layers:
@@ -131,31 +100,10 @@ class FiDOEncoder(keras.layers.Layer):
                 self_attention_bias=bias,
                 training=training,
             )
-        x = self.dropout_layer(self.final_norm(x), training=training)
+        x = self.final_output(x, training=training)
         return ops.reshape(x, (batch, passages * length, self.hidden_dim))
 
     def compute_output_shape(self, token_embeddings_shape, *args, **kwargs):
         b, p, n = token_embeddings_shape[:3]
         fused = None if p is None or n is None else p * n
         return (b, fused, self.hidden_dim)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_layers": self.num_layers,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "num_heads": self.num_heads,
-                "key_value_dim": self.key_value_dim,
-                "relative_attention_num_buckets": (
-                    self.relative_attention_num_buckets
-                ),
-                "relative_attention_max_distance": (
-                    self.relative_attention_max_distance
-                ),
-                "dropout": self.dropout,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
-        return config

@@ -1,5 +1,7 @@
 """One pre-norm T5 block: self-attention, optional cross-attention, MLP."""
 
+import collections
+
 import keras
 from keras import ops
 
@@ -11,6 +13,34 @@ from keras_fido.layers.multi_query_cross_attention import (
 )
 from keras_fido.layers.t5_layer_norm import T5LayerNorm
 from keras_fido.utils.checks import check_keyword_arguments
+
+
+class LayerOutput(
+    collections.namedtuple(
+        "LayerOutput",
+        ["hidden_states", "self_attention_cache", "attention_scores"],
+    )
+):
+    """What a decoder-side pass returns, always these three fields.
+
+    `hidden_states` `[B, T, hidden_dim]`; `self_attention_cache`, the
+    updated cache, or `None` when the pass was given none;
+    `attention_scores`, the float32 cross-attention probabilities, or
+    `None` where there are none.
+    """
+
+    __slots__ = ()
+
+    def public_outputs(self, with_cache, with_scores):
+        """The public `call`'s return: the hidden states alone, or a
+        tuple of them, the cache (`with_cache`) and the scores
+        (`with_scores`), in that order."""
+        outputs = (self.hidden_states,)
+        if with_cache:
+            outputs += (self.self_attention_cache,)
+        if with_scores:
+            outputs += (self.attention_scores,)
+        return outputs[0] if len(outputs) == 1 else outputs
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -51,11 +81,20 @@ class FiDOTransformerLayer(keras.layers.Layer):
         encoder_output: `[B, S, encoder_hidden_dim]`, for cross-attention.
         cross_attention_mask: optional bool `[B, 1, S]` or `[B, T, S]`.
         self_attention_cache: optional self-attention K/V cache (see
-            `MultiQueryAttention`); with it the block returns
-            `(hidden_states, updated_cache)`.
+            `MultiQueryAttention`); with it the block also returns the
+            updated cache.
         cache_update_index: where the new K/V go in the cache.
         cross_attention_cache: optional precomputed cross-attention K/V.
+        return_attention_scores: bool. Also return the float32
+            cross-attention probabilities (`None` in a block that does not
+            cross-attend).
         training: bool, whether dropout is active.
+
+    Returns:
+        `hidden_states`, followed by the updated cache when a
+        `self_attention_cache` was given and by the scores with
+        `return_attention_scores`; `transform` always returns all three
+        as a `LayerOutput`.
     """
 
     def __init__(
@@ -89,29 +128,16 @@ class FiDOTransformerLayer(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-        def norm(name):
-            return T5LayerNorm(
-                layer_norm_epsilon, dtype=self.dtype_policy, name=name
-            )
-
-        attention_kwargs = dict(
-            num_query_heads=num_heads,
-            num_key_value_heads=num_key_value_heads,
-            key_value_dim=key_value_dim,
-            dropout=dropout,
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-        )
-        self.self_attention_norm = norm("self_attention_norm")
-        self.self_attention = MultiQueryAttention(
-            name="self_attention", **attention_kwargs
+        self.self_attention_norm = self._norm("self_attention_norm")
+        self.self_attention = self._attention(
+            MultiQueryAttention, "self_attention"
         )
         if cross_attention:
-            self.cross_attention_norm = norm("cross_attention_norm")
-            self.cross_attention_layer = MultiQueryCrossAttention(
-                name="cross_attention", **attention_kwargs
+            self.cross_attention_norm = self._norm("cross_attention_norm")
+            self.cross_attention_layer = self._attention(
+                MultiQueryCrossAttention, "cross_attention"
             )
-        self.feed_forward_norm = norm("feed_forward_norm")
+        self.feed_forward_norm = self._norm("feed_forward_norm")
         self.feed_forward = GatedGeluFeedForward(
             hidden_dim,
             intermediate_dim,
@@ -122,6 +148,22 @@ class FiDOTransformerLayer(keras.layers.Layer):
         )
         self.dropout_layer = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="dropout"
+        )
+
+    def _norm(self, name):
+        return T5LayerNorm(
+            self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+
+    def _attention(self, attention_class, name):
+        return attention_class(
+            num_query_heads=self.num_heads,
+            num_key_value_heads=self.num_key_value_heads,
+            key_value_dim=self.key_value_dim,
+            dropout=self.dropout,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
         )
 
     def build(self, hidden_states_shape):
@@ -153,6 +195,39 @@ class FiDOTransformerLayer(keras.layers.Layer):
         return_attention_scores=False,
         training=False,
     ):
+        out = self.transform(
+            hidden_states,
+            self_attention_mask,
+            self_attention_bias,
+            encoder_output,
+            cross_attention_mask,
+            self_attention_cache,
+            cache_update_index,
+            cross_attention_cache,
+            training=training,
+        )
+        return out.public_outputs(
+            self_attention_cache is not None, return_attention_scores
+        )
+
+    def transform(
+        self,
+        hidden_states,
+        self_attention_mask=None,
+        self_attention_bias=None,
+        encoder_output=None,
+        cross_attention_mask=None,
+        self_attention_cache=None,
+        cache_update_index=None,
+        cross_attention_cache=None,
+        training=False,
+    ):
+        """The block's pass, always as a `LayerOutput`.
+
+        Arguments as `call`'s. `self_attention_cache` is `None` in the
+        result when none was given, `attention_scores` when the block does
+        not cross-attend. The decoder calls this on its built blocks.
+        """
         x = hidden_states
         attended = self.self_attention(
             self.self_attention_norm(x),
@@ -184,13 +259,7 @@ class FiDOTransformerLayer(keras.layers.Layer):
 
         mlp = self.feed_forward(self.feed_forward_norm(x), training=training)
         x = self.add_residual(x, self.dropout_layer(mlp, training=training))
-
-        outputs = (x,)
-        if self_attention_cache is not None:
-            outputs += (self_attention_cache,)
-        if return_attention_scores:
-            outputs += (scores,)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return LayerOutput(x, self_attention_cache, scores)
 
     def add_residual(self, x, update):
         """`x + update`; under float16, summed in float32 and clipped."""

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_fido.layers.flat_matmul_projection import project_from_heads
+from keras_fido.layers.flat_matmul_projection import project_to_heads
 from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_positive_int
 
@@ -157,50 +159,14 @@ class MultiQueryAttention(keras.layers.Layer):
         """Projects `source` `[B, S, d]` to the stacked K/V cache layout.
 
         Returns a `[B, 2, num_key_value_heads, S, key_value_dim]` tensor.
+        Each projection is one flat matmul (see `flat_matmul_projection`).
         """
         return ops.stack(
             [
-                self._key_value_projection(self.key_dense, source),
-                self._key_value_projection(self.value_dense, source),
+                project_to_heads(self.key_dense, source),
+                project_to_heads(self.value_dense, source),
             ],
             axis=1,
-        )
-
-    def _flat_projection(self, dense, inputs, width):
-        """`dense` applied to `[B, T, width]` `inputs` as one plain matmul
-        with its kernel flattened to `[width, -1]`.
-
-        With the einsums of the K/V (`"bsd,dkh->bksh"`) and output
-        (`"btnh,nhd->btd"`) layers, XLA:CPU transposes the kernel at every
-        decoding step (the head axes make it reorder the contraction); the
-        flat matmul reads the kernel as stored. Callers hand quantized or
-        LoRA layers (`_plain_kernel` false) to the layer itself.
-        """
-        kernel = ops.cast(dense.kernel, self.compute_dtype)
-        return ops.matmul(inputs, ops.reshape(kernel, (width, -1)))
-
-    def _key_value_projection(self, dense, source):
-        """`dense` (`"bsd,dkh->bksh"`) on `source` `[B, S, d]`."""
-        if not _plain_kernel(dense):
-            return dense(source)
-        batch, length = ops.shape(source)[0], ops.shape(source)[1]
-        width = dense.kernel.shape[0]
-        projected = self._flat_projection(dense, source, width)
-        projected = ops.reshape(
-            projected,
-            (batch, length, self.num_key_value_heads, self.key_value_dim),
-        )
-        return ops.transpose(projected, (0, 2, 1, 3))
-
-    def _output_projection(self, attended):
-        """`output_dense` (`"btnh,nhd->btd"`) on `[B, T, heads, dim]`."""
-        dense = self.output_dense
-        if not _plain_kernel(dense):
-            return dense(attended)
-        batch, length = ops.shape(attended)[0], ops.shape(attended)[1]
-        width = self.num_query_heads * self.key_value_dim
-        return self._flat_projection(
-            dense, ops.reshape(attended, (batch, length, width)), width
         )
 
     def attend(
@@ -218,6 +184,8 @@ class MultiQueryAttention(keras.layers.Layer):
         """
         query = self.query_dense(hidden_states)  # [B, T, H, D]
         batch, length = ops.shape(query)[0], ops.shape(query)[1]
+        # Query head i reads K/V head i // group_size: one reshape groups
+        # the query heads, and K/V are never copied per query head.
         query = ops.reshape(
             query,
             (
@@ -230,7 +198,25 @@ class MultiQueryAttention(keras.layers.Layer):
         )
         key, value = key_value[:, 0], key_value[:, 1]
         logits = ops.einsum("btkgh,bksh->bkgts", query, key)
-        logits = ops.cast(logits, "float32")
+        logits = self._biased_and_masked(
+            ops.cast(logits, "float32"), attention_bias, attention_mask
+        )
+        probabilities = _softmax(logits)
+        weights = ops.cast(probabilities, self.compute_dtype)
+        weights = self.dropout_layer(weights, training=training)
+        # Values first: the weighted sum then contracts the sequence axis
+        # with the cache's own layout, where the other operand order makes
+        # XLA:CPU transpose the whole value cache at every decoding step.
+        output = ops.einsum("bksh,bkgts->btkgh", value, weights)
+        output = ops.reshape(
+            output,
+            (batch, length, self.num_query_heads, self.key_value_dim),
+        )
+        return project_from_heads(self.output_dense, output), probabilities
+
+    def _biased_and_masked(self, logits, attention_bias, attention_mask):
+        """float32 `logits` `[B, kv, group, T, S]` plus the bias of each
+        query head, with `MASK_LOGIT` wherever `attention_mask` is False."""
         if attention_bias is not None:
             bias = ops.cast(attention_bias, "float32")
             bias_shape = ops.shape(bias)
@@ -247,24 +233,7 @@ class MultiQueryAttention(keras.layers.Layer):
         if attention_mask is not None:
             mask = ops.cast(attention_mask, "bool")[:, None, None, :, :]
             logits = ops.where(mask, logits, MASK_LOGIT)
-        if logits.shape[-1] == 1:
-            # One key (a single decoder token, no cache): softmax over one
-            # logit, `exp(x - max x) / 1`, computed as such (1, or NaN for
-            # a NaN logit); `ops.softmax` would warn that its axis has size 1.
-            probabilities = ops.exp(logits - logits)
-        else:
-            probabilities = ops.softmax(logits, axis=-1)
-        weights = ops.cast(probabilities, self.compute_dtype)
-        weights = self.dropout_layer(weights, training=training)
-        # Values first: the weighted sum then contracts the sequence axis
-        # with the cache's own layout, where the other operand order makes
-        # XLA:CPU transpose the whole value cache at every decoding step.
-        output = ops.einsum("bksh,bkgts->btkgh", value, weights)
-        output = ops.reshape(
-            output,
-            (batch, length, self.num_query_heads, self.key_value_dim),
-        )
-        return self._output_projection(output), probabilities
+        return logits
 
     def call(
         self,
@@ -314,14 +283,14 @@ class MultiQueryAttention(keras.layers.Layer):
         return config
 
 
-def _plain_kernel(dense):
-    """Whether `dense` computes `inputs . kernel` with nothing else: no
-    quantization, no LoRA, no bias."""
-    return (
-        dense.quantization_mode is None
-        and not dense.lora_enabled
-        and dense.bias is None
-    )
+def _softmax(logits):
+    """Softmax over the keys, the last axis."""
+    if logits.shape[-1] == 1:
+        # One key (a single decoder token, no cache): softmax over one
+        # logit, `exp(x - max x) / 1`, computed as such (1, or NaN for a
+        # NaN logit); `ops.softmax` would warn that its axis has size 1.
+        return ops.exp(logits - logits)
+    return ops.softmax(logits, axis=-1)
 
 
 def _serialize(initializer):

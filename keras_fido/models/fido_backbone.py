@@ -1,32 +1,26 @@
 """The FiD / FiDO encoder-decoder backbone."""
 
-import json
-import os
-
 import keras
 from keras import ops
 from keras_hub.layers import ReversibleEmbedding
 from keras_hub.models import Backbone
 
-from keras_fido._compat import SafeModeScope
 from keras_fido._compat import classproperty
-from keras_fido._compat import get_preset_file
 from keras_fido.layers.copy_attention_head import CopyAttentionHead
+from keras_fido.layers.copy_attention_head import check_key_offsets
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
+from keras_fido.models.fido_layout_map import fido_layout_map
 from keras_fido.models.fido_presets import backbone_presets
-from keras_fido.utils.atomic_write import atomic_directory
-from keras_fido.utils.atomic_write import restore_interrupted
-from keras_fido.utils.checks import check_keyword_arguments
-from keras_fido.utils.checks import check_token_ids
-from keras_fido.utils.checks import check_weights_file
 
-INPUT_RANKS = {
-    "encoder_token_ids": 3,
-    "encoder_padding_mask": 3,
-    "decoder_token_ids": 2,
-    "decoder_padding_mask": 2,
-}
+# INPUT_RANKS and check_preset_config are imported from here too.
+from keras_fido.models.input_checks import INPUT_RANKS  # noqa: F401
+from keras_fido.models.input_checks import check_inputs
+from keras_fido.models.preset_checks import check_preset_config  # noqa: F401
+from keras_fido.models.preset_checks import check_preset_directory
+from keras_fido.models.preset_checks import default_safe_mode
+from keras_fido.utils.atomic_write import atomic_directory
+from keras_fido.utils.checks import check_keyword_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_fido")
@@ -75,6 +69,10 @@ class FiDOBackbone(Backbone):
             with pieces it has never produced as targets. `token_logits`
             then needs the encoder's outputs and both token ids.
             Defaults to False (T5.1.1's output).
+        copy_key_offsets: tuple of ints. With `copy_attention`, the
+            neighbouring tokens (by offset) whose states each pointer key
+            also reads (`CopyAttentionHead`'s `key_offsets`). Defaults to
+            `(-1, 1)`.
         dtype: a dtype policy (e.g. `"float32"`, `"mixed_bfloat16"`).
 
     Inputs:
@@ -122,6 +120,7 @@ class FiDOBackbone(Backbone):
         layer_norm_epsilon=1e-6,
         tie_embedding_weights=False,
         copy_attention=False,
+        copy_key_offsets=(-1, 1),
         dtype=None,
         **kwargs,
     ):
@@ -185,6 +184,7 @@ class FiDOBackbone(Backbone):
                 vocabulary_size=vocabulary_size,
                 encoder_hidden_dim=encoder_hidden_dim,
                 key_dim=key_value_dim,
+                key_offsets=copy_key_offsets,
                 dtype=dtype,
                 name="copy_head",
             )
@@ -254,6 +254,7 @@ class FiDOBackbone(Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.tie_embedding_weights = tie_embedding_weights
         self.copy_attention = copy_attention
+        self.copy_key_offsets = check_key_offsets(copy_key_offsets)
 
     def save_to_preset(self, preset_dir, **kwargs):
         """As keras-hub's `save_to_preset`, written atomically: into a
@@ -279,113 +280,14 @@ class FiDOBackbone(Backbone):
         model_parallel_dim_name="model",
         data_parallel_dim_name="batch",
     ):
-        """A `keras.distribution.LayoutMap` for model-parallel training.
-
-        Shards the weights over the mesh's model axis Megatron-style, so
-        that each device holds a slice of every layer: the encoder's
-        query/key/value kernels and the decoder's query kernels by head,
-        every attention output kernel by head (its input), feed-forward
-        input/gate kernels by intermediate unit and the output kernel by
-        its input, token embeddings and the untied output projection by
-        vocabulary entry. The decoder's key/value kernels are replicated
-        (a multi-query decoder has one K/V head; see the comment in the
-        code), as are the relative position biases and the norm scales.
-        Weights are replicated along the data axis, over which the batch
-        is split.
-
-        The model axis size must divide the encoder and decoder head
-        counts, the feed-forward widths and the vocabulary size (JAX only
-        shards evenly): up to 4 for the tiny and base presets, 2 for those
-        with 6 heads (`fid_small`, `fido_small_large`), 16 or more for the
-        large ones.
-
-        Args:
-            device_mesh: a `keras.distribution.DeviceMesh`.
-            model_parallel_dim_name: str. The mesh axis the weights are
-                sharded over. Defaults to `"model"`.
-            data_parallel_dim_name: str. The mesh axis the batch is split
-                over. Defaults to `"batch"`.
-
-        Returns:
-            A `keras.distribution.LayoutMap` for `FiDOBackbone` weights
-            (also inside a `FiDOSeq2SeqLM`).
-
-        Examples:
-        ```python
-        mesh = keras.distribution.DeviceMesh(
-            shape=(2, 4),
-            axis_names=("batch", "model"),
-            devices=keras.distribution.list_devices(),
+        """A `keras.distribution.LayoutMap` for model-parallel training:
+        Megatron-style sharding of every layer over the mesh's
+        `model_parallel_dim_name` axis, replication along
+        `data_parallel_dim_name`. What is sharded how, with an example:
+        `keras_fido.models.fido_layout_map.fido_layout_map`."""
+        return fido_layout_map(
+            device_mesh, model_parallel_dim_name, data_parallel_dim_name
         )
-        layout_map = keras_fido.models.FiDOBackbone.get_layout_map(mesh)
-        distribution = keras.distribution.ModelParallel(
-            layout_map=layout_map, batch_dim_name="batch"
-        )
-        with distribution.scope():
-            backbone = keras_fido.models.FiDOBackbone.from_preset(
-                "fido_tiny"
-            )
-        ```
-        """
-        if not isinstance(device_mesh, keras.distribution.DeviceMesh):
-            raise ValueError(
-                "`device_mesh` must be a `keras.distribution.DeviceMesh`. "
-                f"Received: device_mesh of type {type(device_mesh).__name__}"
-            )
-        for arg, name in (
-            ("model_parallel_dim_name", model_parallel_dim_name),
-            ("data_parallel_dim_name", data_parallel_dim_name),
-        ):
-            if name not in device_mesh.axis_names:
-                raise ValueError(
-                    f"`{arg}` must be an axis of the device mesh, one of "
-                    f"{list(device_mesh.axis_names)}. Received: {arg}={name!r}"
-                )
-        m = model_parallel_dim_name
-        layer = r"(encoder|decoder)/layer_\d+"
-        attention = layer + "/(self|cross)_attention"
-        rules = [
-            # [V, d] and the untied output projection [d, V]: by vocabulary.
-            (r"(encoder_)?token_embedding/embeddings", (m, None)),
-            ("token_embedding/reverse_embeddings", (None, m)),
-            # [d, heads, d_kv]: by head. The encoder is always multi-head.
-            (
-                r"encoder/layer_\d+/self_attention/(query|key|value)/kernel",
-                (None, m, None),
-            ),
-            (
-                r"decoder/layer_\d+/(self|cross)_attention/query/kernel",
-                (None, m, None),
-            ),
-            # The decoder's K/V kernels [d, kv_heads, d_kv] have kv_heads=1
-            # in FiDO (multi-query), which no model axis divides, so they
-            # are replicated rather than split along d or d_kv: every
-            # shard of query heads reads the one shared K/V head in full,
-            # so a replicated projection needs no communication, whereas a
-            # split one would all-reduce K/V (along d) or the attention
-            # logits (along d_kv) in every layer. The kernel is 1/heads of
-            # the query kernel, so replicating it costs little memory. A
-            # multi-head (vanilla FiD) decoder's K/V are replicated as
-            # well: a weight's path does not tell the two apart.
-            (
-                r"decoder/layer_\d+/(self|cross)_attention/(key|value)/kernel",
-                (None, None, None),
-            ),
-            # [heads, d_kv, d]: by head, the input of the projection.
-            (attention + "/output/kernel", (m, None, None)),
-            # [d, f] by intermediate unit, [f, d] by its input.
-            (layer + "/feed_forward/(input|gate)_dense/kernel", (None, m)),
-            (layer + "/feed_forward/output_dense/kernel", (m, None)),
-            # [buckets, heads]: a few hundred numbers, replicated.
-            (
-                r"(encoder|decoder)/relative_position_bias/embeddings",
-                (None, None),
-            ),
-        ]
-        layout_map = keras.distribution.LayoutMap(device_mesh)
-        for pattern, axes in rules:
-            layout_map[pattern] = axes
-        return layout_map
 
     def vocabulary_logits(self, decoder_sequence_output):
         """T5's output projection: `[B, T, d]` states -> `[B, T, V]`."""
@@ -467,6 +369,7 @@ class FiDOBackbone(Backbone):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "tie_embedding_weights": self.tie_embedding_weights,
                 "copy_attention": self.copy_attention,
+                "copy_key_offsets": list(self.copy_key_offsets),
             }
         )
         return config
@@ -494,164 +397,3 @@ class FiDOBackbone(Backbone):
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs
             )
-
-
-def default_safe_mode():
-    """A scope that undoes `keras.config.enable_unsafe_deserialization()`.
-
-    Inside it every `deserialize_keras_object` call is in safe mode (its
-    default), so no lambda is rebuilt. Not `SafeModeScope(True)`: that
-    would also stop keras-hub reading the tokenizer's vocabulary, a file
-    path, from the preset's assets after deserialization.
-    """
-    return SafeModeScope(None)
-
-
-def check_preset_directory(preset, load_weights):
-    """Raises a clear error for a preset that is neither a name nor a
-    complete, safe preset, local or remote.
-
-    A remote handle (`hf://`, `kaggle://`, `gs://`, ...) is first resolved
-    to local files by keras-hub's own download (`_compat.get_preset_file`,
-    cached where keras-hub caches), then checked as a directory is.
-
-    Before anything in the preset is deserialized: its `config.json`
-    must name a registered `FiDOBackbone` class (not a function, a lambda
-    or another class, which keras-hub would otherwise build as the
-    backbone of a task), and with `load_weights` its `model.weights.h5`
-    must be a readable HDF5 file (`check_weights_file`; never unpickled).
-    """
-    if not isinstance(preset, (str, os.PathLike)):
-        raise ValueError(
-            "`preset` must be a preset name or a directory path. "
-            f"Received: preset={preset!r}"
-        )
-    preset = os.fspath(preset)
-    required = ["config.json"] + (["model.weights.h5"] if load_weights else [])
-    if "://" in preset:
-        paths = _fetch_preset_files(preset, required)
-    else:
-        paths = _local_preset_files(preset, required)
-    check_preset_config(paths["config.json"])
-    if load_weights:
-        check_weights_file(paths["model.weights.h5"])
-
-
-def _local_preset_files(preset, required):
-    restore_interrupted(preset)
-    if not os.path.isdir(preset):
-        raise ValueError(
-            f"Unknown preset {preset!r}: it is neither a known preset name "
-            f"nor a directory. Known presets: {sorted(backbone_presets)}."
-        )
-    for name in required:
-        if not os.path.exists(os.path.join(preset, name)):
-            raise ValueError(
-                f"Preset directory {preset!r} has no `{name}`; a preset "
-                "written by `save_to_preset` holds config.json and "
-                f"model.weights.h5. Found: {sorted(os.listdir(preset))}"
-            )
-    return {name: os.path.join(preset, name) for name in required}
-
-
-def _fetch_preset_files(preset, required):
-    """Local paths of a remote preset's files, downloaded by keras-hub."""
-    paths = {}
-    for name in required:
-        try:
-            paths[name] = get_preset_file(preset, name)
-        except FileNotFoundError:
-            raise ValueError(
-                f"Preset {preset!r} has no `{name}`; a preset written by "
-                "`save_to_preset` holds config.json and model.weights.h5."
-            ) from None
-    return paths
-
-
-def check_preset_config(config_path):
-    """Raises a `ValueError` unless the JSON file `config_path` describes
-    a registered `FiDOBackbone` subclass."""
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{config_path!r} must be a JSON object. Received a file that "
-            f"does not parse as JSON: {error}"
-        ) from None
-    name = config.get("registered_name") if isinstance(config, dict) else None
-    backbone_cls = (
-        keras.saving.get_registered_object(name)
-        if isinstance(name, str)
-        else None
-    )
-    if not (
-        isinstance(backbone_cls, type)
-        and issubclass(backbone_cls, FiDOBackbone)
-    ):
-        described = (
-            {
-                k: config.get(k)
-                for k in ("module", "class_name", "registered_name")
-            }
-            if isinstance(config, dict)
-            else type(config).__name__
-        )
-        raise ValueError(
-            f"{config_path!r} must describe a registered `FiDOBackbone` "
-            "(`registered_name` 'keras_fido>FiDOBackbone'); nothing else is "
-            f"loaded from a preset. Received: {described}"
-        )
-
-
-def check_inputs(inputs, vocabulary_size=None):
-    """Validates the backbone's input dict: names, ranks, matching masks
-    and batch sizes, integer ids; and, for numpy inputs (host values, so
-    never inside a compiled step), ids within `[0, vocabulary_size)`."""
-    if not isinstance(inputs, dict):
-        raise ValueError(
-            "FiDOBackbone expects a dict with keys "
-            f"{sorted(INPUT_RANKS)}. Received: {type(inputs).__name__}"
-        )
-    missing = sorted(set(INPUT_RANKS) - set(inputs))
-    if missing:
-        raise ValueError(
-            f"FiDOBackbone inputs are missing {missing}. "
-            f"Received keys: {sorted(inputs)}"
-        )
-    for name, rank in INPUT_RANKS.items():
-        shape = tuple(ops.shape(inputs[name]))
-        if len(shape) != rank:
-            layout = (
-                "[batch, passages, length]" if rank == 3 else "[batch, length]"
-            )
-            raise ValueError(
-                f"`{name}` must have rank {rank} {layout}. "
-                f"Received shape {shape} (rank {len(shape)})."
-            )
-    for ids, padding in (
-        ("encoder_token_ids", "encoder_padding_mask"),
-        ("decoder_token_ids", "decoder_padding_mask"),
-    ):
-        ids_shape = tuple(ops.shape(inputs[ids]))
-        mask_shape = tuple(ops.shape(inputs[padding]))
-        if (
-            _static(ids_shape)
-            and _static(mask_shape)
-            and ids_shape != mask_shape
-        ):
-            raise ValueError(
-                f"`{padding}` must have the shape of `{ids}` {ids_shape}. "
-                f"Received shape {mask_shape}."
-            )
-        check_token_ids(ids, inputs[ids], vocabulary_size)
-    batches = [ops.shape(inputs[name])[0] for name in INPUT_RANKS]
-    if len(set(b for b in batches if isinstance(b, int))) > 1:
-        raise ValueError(
-            "All FiDOBackbone inputs must have the same batch size. "
-            f"Received batch sizes {dict(zip(INPUT_RANKS, batches))}."
-        )
-
-
-def _static(shape):
-    return all(isinstance(dim, int) for dim in shape)

@@ -184,3 +184,25 @@ def test_runs_under_mixed_precision_with_float32_scores(policy):
         kwargs={**inputs(), "return_attention_scores": True},
         float32_outputs=(1, 2),
     )
+
+
+def test_decode_always_returns_states_cache_and_scores():
+    decoder = make_decoder(num_layers=4, interval=2)
+    data = inputs()
+    out = decoder.decode(**data)
+    assert out.self_attention_cache is None
+    assert len(out.attention_scores) == 2  # layers 2 and 4
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(out.hidden_states),
+        ops.convert_to_numpy(decoder(**data)),
+    )
+    cache = decoder.init_self_attention_cache(BATCH, TARGET)
+    step = decoder.decode(
+        data["token_embeddings"][:, :1],
+        data["encoder_output"],
+        data["encoder_padding_mask"],
+        self_attention_cache=cache,
+        cache_update_index=0,
+    )
+    assert len(step.self_attention_cache) == 4
+    assert len(step.attention_scores) == 2

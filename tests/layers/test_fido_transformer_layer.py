@@ -95,3 +95,19 @@ def test_runs_under_mixed_precision_with_float32_scores(policy):
         kwargs={**call_kwargs(), "return_attention_scores": True},
         float32_outputs=(1,),
     )
+
+
+@pytest.mark.parametrize("cross_attention", [False, True])
+def test_transform_returns_all_three_fields_with_none_where_absent(
+    cross_attention,
+):
+    layer = make_layer(cross_attention)
+    # Tensors, as the decoder passes them (no `__call__` converts them).
+    kwargs = {k: ops.convert_to_tensor(v) for k, v in call_kwargs().items()}
+    out = layer.transform(**kwargs)
+    assert out.self_attention_cache is None
+    assert (out.attention_scores is not None) == cross_attention
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(out.hidden_states),
+        ops.convert_to_numpy(layer(**kwargs)),
+    )

@@ -5,6 +5,8 @@ import pytest
 from keras import ops
 
 from keras_fido.layers import MultiQueryAttention
+from keras_fido.layers.flat_matmul_projection import project_from_heads
+from keras_fido.layers.flat_matmul_projection import project_to_heads
 from keras_fido.testing.layer_checks import run_layer_serialization_check
 from keras_fido.testing.layer_checks import run_mixed_precision_check
 
@@ -208,7 +210,7 @@ def test_flat_projections_equal_the_einsum_layers(kv_heads):
     x = ops.convert_to_tensor(hidden_states())
     for dense in (layer.key_dense, layer.value_dense):
         np.testing.assert_allclose(
-            ops.convert_to_numpy(layer._key_value_projection(dense, x)),
+            ops.convert_to_numpy(project_to_heads(dense, x)),
             ops.convert_to_numpy(dense(x)),
             atol=1e-5,
         )
@@ -218,7 +220,7 @@ def test_flat_projections_equal_the_einsum_layers(kv_heads):
         .astype("float32")
     )
     np.testing.assert_allclose(
-        ops.convert_to_numpy(layer._output_projection(heads)),
+        ops.convert_to_numpy(project_from_heads(layer.output_dense, heads)),
         ops.convert_to_numpy(layer.output_dense(heads)),
         atol=1e-5,
     )
