@@ -51,17 +51,21 @@ ENCODER = dict(
 )
 
 
-def reader_configs(vocabulary_size, copy_attention=True):
+def reader_configs(
+    vocabulary_size, copy_attention=True, copy_key_offsets=(-1, 1)
+):
     """FiDO (LSA + MQ + a wider decoder) and vanilla FiD, same encoder.
 
-    Both get the copy head (`copy_attention`) unless asked otherwise: the
-    held-out answers are pieces neither reader has produced as a target.
+    Both get the copy head (`copy_attention`, its pointer keys reading the
+    neighbours at `copy_key_offsets`) unless asked otherwise: the held-out
+    answers are pieces neither reader has produced as a target.
     """
     common = dict(
         vocabulary_size=vocabulary_size,
         key_value_dim=32,
         dropout=0.0,
         copy_attention=copy_attention,
+        copy_key_offsets=tuple(copy_key_offsets),
         **ENCODER,
     )
     fido = dict(
@@ -82,6 +86,33 @@ def reader_configs(vocabulary_size, copy_attention=True):
         cross_attention_interval=1,
     )
     return {"fido": fido, "fid": fid}
+
+
+def key_offsets_argument(text):
+    """`"-1,1"` -> `(-1, 1)`; `""` or `"none"` -> `()`."""
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected comma-separated token offsets such as -1,1 (or none); "
+            f"received {text!r}"
+        ) from None
+
+
+def add_copy_key_offsets_flag(parser):
+    """`--copy-key-offsets`, shared by the quickstart and the recipes."""
+    parser.add_argument(
+        "--copy-key-offsets",
+        type=key_offsets_argument,
+        default=(-1, 1),
+        help="neighbouring tokens each pointer key of the copy head also "
+        "reads, as offsets (write --copy-key-offsets=-1,1; none for the "
+        "token alone); FiDOBackbone's copy_key_offsets",
+    )
+    return parser
 
 
 def parse_args(argv=None):
@@ -123,6 +154,7 @@ def parse_args(argv=None):
         default=True,
         help="give both readers the copy head (FiDOBackbone's copy_attention)",
     )
+    add_copy_key_offsets_flag(p)
     p.add_argument(
         "--counterfactual-copies",
         type=int,
@@ -413,7 +445,9 @@ def main(argv=None):
             f"{cut['target_tokens_cut']} answer tokens cut"
         )
     train = to_arrays(preprocessor, train_examples)
-    configs = reader_configs(tokenizer.vocabulary_size(), args.copy_attention)
+    configs = reader_configs(
+        tokenizer.vocabulary_size(), args.copy_attention, args.copy_key_offsets
+    )
     results = {}
     for name in [m for m in args.models.split(",") if m]:
         results[name] = run_reader(

@@ -29,6 +29,7 @@ if __name__ == "__main__":
 import keras
 import numpy as np
 
+from keras_fido import quickstart
 from keras_fido.models import FiDOBackbone
 from keras_fido.models import FiDOSeq2SeqLM
 
@@ -53,6 +54,7 @@ def parse_args(argv=None):
         choices=["t5_output", "copy_head"],
     )
     p.add_argument("--width", type=int, default=96)
+    quickstart.add_copy_key_offsets_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     add_verbose_flag(p)
@@ -99,6 +101,7 @@ def reader(args, copy_attention):
         key_value_dim=32,
         dropout=0.0,
         copy_attention=copy_attention,
+        copy_key_offsets=args.copy_key_offsets,
     )
     model = FiDOSeq2SeqLM(backbone)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))

@@ -51,7 +51,9 @@ VARIANTS = {
 }
 
 
-def variant_config(name, vocabulary_size, copy_attention=True):
+def variant_config(
+    name, vocabulary_size, copy_attention=True, copy_key_offsets=(-1, 1)
+):
     """The backbone config of a ladder variant; unknown names are refused."""
     if name not in VARIANTS:
         raise ValueError(
@@ -76,6 +78,7 @@ def variant_config(name, vocabulary_size, copy_attention=True):
         key_value_dim=32,
         dropout=0.0,
         copy_attention=copy_attention,
+        copy_key_offsets=tuple(copy_key_offsets),
     )
 
 
@@ -108,7 +111,10 @@ def run_variant(name, seed, recipe, task):
     splits, tokenizer, preprocessor, train = task
     recipe = argparse.Namespace(**{**vars(recipe), "seed": seed})
     config = variant_config(
-        name, tokenizer.vocabulary_size(), recipe.copy_attention
+        name,
+        tokenizer.vocabulary_size(),
+        recipe.copy_attention,
+        recipe.copy_key_offsets,
     )
     reader, train_s, loss = quickstart.train_reader(
         f"{name} seed {seed}", config, preprocessor, train, recipe
@@ -200,7 +206,12 @@ def main(argv=None):
     ladder = []
     for name in args.variants:
         runs = [run_variant(name, s, recipe, task) for s in args.seeds]
-        config = variant_config(name, tokenizer.vocabulary_size())
+        config = variant_config(
+            name,
+            tokenizer.vocabulary_size(),
+            recipe.copy_attention,
+            recipe.copy_key_offsets,
+        )
         ladder.append(summarize(name, runs, config))
     print("\nvariant               params  test EM (mean +- std)  ms/sample")
     for row in ladder:

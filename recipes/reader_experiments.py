@@ -107,6 +107,7 @@ def parse_args(argv=None):
         action="store_true",
         help="give the reader the copy head (FiDOBackbone's copy_attention)",
     )
+    quickstart.add_copy_key_offsets_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--limit",
@@ -120,9 +121,9 @@ def parse_args(argv=None):
 
 
 def reader_config(args, vocabulary_size):
-    config = quickstart.reader_configs(vocabulary_size, args.copy_attention)[
-        args.model
-    ]
+    config = quickstart.reader_configs(
+        vocabulary_size, args.copy_attention, args.copy_key_offsets
+    )[args.model]
     if args.tie_embeddings:
         config["tie_embedding_weights"] = True
     if args.decoder_width:

@@ -179,13 +179,28 @@ def test_quickstart_records_its_settings_and_copy_head(tmp_path):
         ["--limit", "6", "--epochs", "1", "--batch-size", "6"]
         + ["--passages", "2", "--passage-length", "24"]
         + ["--vocabulary-size", "400", "--models", "fido"]
-        + ["--json", str(out)]
+        + ["--copy-key-offsets=-2,1", "--json", str(out)]
     )
     settings = json.loads(out.read_text())["fido"]["settings"]
     assert settings["copy_attention"] is True
+    assert settings["copy_key_offsets"] == [-2, 1]
     assert settings["split_punctuation"] is True
     assert settings["tokenizer_text"] == "corpus"
     assert settings["vocabulary_size"] == 400
+
+
+def test_copy_key_offsets_flag_parses_and_names_bad_values(capsys):
+    from keras_fido import quickstart
+
+    parse = quickstart.parse_args
+    assert parse([]).copy_key_offsets == (-1, 1)
+    assert parse(["--copy-key-offsets=none"]).copy_key_offsets == ()
+    assert parse(["--copy-key-offsets=-1"]).copy_key_offsets == (-1,)
+    with pytest.raises(SystemExit):
+        parse(["--copy-key-offsets=left"])
+    assert "token offsets such as -1,1" in capsys.readouterr().err
+    config = quickstart.reader_configs(100, copy_key_offsets=())["fido"]
+    assert config["copy_key_offsets"] == ()
 
 
 def test_finetune_with_the_copy_head(country_qa_dir, tmp_path, load_recipe):
