@@ -76,90 +76,88 @@ def _copy_head(record):
     return record["settings"].get("copy_head") or "cross_attention"
 
 
+def _key_offsets(record):
+    offsets = record.get("settings", {}).get("copy_key_offsets")
+    return None if offsets is None else [int(o) for o in offsets]
+
+
+def _copy_head_label(record):
+    """The copy head column: the head, and what its pointer keys read."""
+    head = _copy_head(record)
+    if head is None:
+        return "-"
+    offsets = _key_offsets(record)
+    if head != "pointer" or offsets is None:
+        return head.replace("_", " ")
+    if not offsets:
+        return "pointer, keys: token alone"
+    return "pointer, keys: token and " + ", ".join(f"{o:+d}" for o in offsets)
+
+
+def _contrast(what, a, b, ra, rb):
+    if what == "key_before":
+        return (
+            "The pointer's key of each passage token also reading the state "
+            f"of the token before it (`{a}` to `{b}`, `--copy-key-offsets`): "
+            f"test EM {_em(ra)} to {_em(rb)}; capital {_em(ra, 'capital')} "
+            f"to {_em(rb, 'capital')}, demonym {_em(ra, 'demonym')} to "
+            f"{_em(rb, 'demonym')}, currency {_em(ra, 'currency')} to "
+            f"{_em(rb, 'currency')}. Where an answer starts is told by the "
+            'words before it ("... is" before a capital); a key made from '
+            "the state of the answer's first piece alone tends to point at "
+            "the country name, which stands in every passage."
+        )
+    if what == "key_after":
+        return (
+            "Reading the token after it as well (`" + a + "` to `" + b + "`, "
+            f"the default): test EM {_em(ra)} to {_em(rb)}; neighbour "
+            f"{_em(ra, 'neighbour')} to {_em(rb, 'neighbour')}, area "
+            f"{_em(ra, 'area')} to {_em(rb, 'area')}, capital "
+            f"{_em(ra, 'capital')} to {_em(rb, 'capital')} (a capital also "
+            'stands first in "Dhaka is the capital of ...").'
+        )
+    if what == "tokenizer":
+        return (
+            "A tokenizer trained only on the training examples' text "
+            f"(`{b}`, `--tokenizer-text train`), so that every piece has "
+            "a trained embedding and held-out names are cut into known "
+            f"pieces: test EM {_em(ra)} to {_em(rb)}, capital "
+            f"{_em(ra, 'capital')} to {_em(rb, 'capital')}, calling code "
+            f"{_em(ra, 'calling_code')} to {_em(rb, 'calling_code')}; "
+            "held-out answers then take more, smaller pieces, and EM "
+            "falls."
+        )
+    verdict = (
+        "more steps still help, so the run's budget is part of what limits it"
+        if rb["test_em"] > ra["test_em"] + 3
+        else "the budget is not what limits it"
+    )
+    return (
+        f"Twice the training (`{b}`, 8 epochs) gives {_em(rb)} "
+        f"against {_em(ra)} (`{a}`): {verdict}."
+    )
+
+
 def _copy_head_contrasts(records, baseline=None):
     """One sentence per pair of records that differ in one setting.
 
-    `baseline`, the quickstart's FiDO record, stands for
-    `pointer_6k_punct`: the recipe trains the quickstart's FiDO reader
-    with the quickstart's data and schedule, so with the same flags it is
-    the same run.
+    `baseline`, the quickstart's FiDO record, stands for `quickstart_fido`
+    (the default settings).
     """
     named = _named(records)
-    if baseline is not None and "pointer_6k_punct" not in named:
-        named["pointer_6k_punct"] = dict(baseline, name="the quickstart's fido")
-    out = []
+    if baseline is not None:
+        named["quickstart_fido"] = dict(baseline, name="quickstart_fido")
     pairs = (
-        ("copy_head", "copy_head_6k", "vocabulary"),
-        ("vocabulary_6k", "copy_head_6k", "head"),
-        ("copy_head_6k_punct", "pointer_6k_punct", "pointer"),
-        ("pointer_6k", "pointer_6k_punct", "punctuation"),
-        ("pointer_6k_punct", "pointer_6k_punct_e8", "epochs"),
-        ("pointer_6k_punct", "pointer_6k_punct_train_text", "tokenizer"),
+        ("pointer_keys_alone", "pointer_keys_before", "key_before"),
+        ("pointer_keys_before", "quickstart_fido", "key_after"),
+        ("pointer_keys_alone", "pointer_keys_alone_e8", "epochs"),
+        ("pointer_keys_alone", "pointer_keys_alone_train_text", "tokenizer"),
     )
-    for a, b, what in pairs:
-        if a not in named or b not in named:
-            continue
-        ra, rb = named[a], named[b]
-        if what == "vocabulary":
-            out.append(
-                f"A 6,000-piece vocabulary instead of 800 (`{a}` to `{b}`): "
-                f"test EM {_em(ra)} to {_em(rb)}; most answers become one or "
-                "two pieces, which the head copies whole."
-            )
-        elif what == "head":
-            out.append(
-                f"The same 6,000-piece vocabulary without the head (`{a}`) "
-                f"reaches {_em(ra)}, against {_em(rb)} with it: a larger "
-                "vocabulary alone only adds output rows that no target "
-                "trains."
-            )
-        elif what == "pointer":
-            out.append(
-                "The same settings with the pointer head, which has its own "
-                "query and keys and carries a copied span on from piece to "
-                f"piece (`{b}`), against the head that reads the last "
-                f"cross-attending layer (`{a}`): test EM {_em(ra)} to "
-                f"{_em(rb)}; population {_em(ra, 'population')} to "
-                f"{_em(rb, 'population')}, area {_em(ra, 'area')} to "
-                f"{_em(rb, 'area')}, currency {_em(ra, 'currency')} to "
-                f"{_em(rb, 'currency')}, capital {_em(ra, 'capital')} to "
-                f"{_em(rb, 'capital')}."
-            )
-        elif what == "tokenizer":
-            out.append(
-                "A tokenizer trained only on the training examples' text "
-                f"(`{b}`, `--tokenizer-text train`), so that every piece has "
-                "a trained embedding and held-out names are cut into known "
-                f"pieces: test EM {_em(ra)} to {_em(rb)}, capital "
-                f"{_em(ra, 'capital')} to {_em(rb, 'capital')}, calling code "
-                f"{_em(ra, 'calling_code')} to {_em(rb, 'calling_code')}; "
-                "held-out answers then take more, smaller pieces, and EM "
-                "falls."
-            )
-        elif what == "epochs":
-            verdict = (
-                "more steps still help, so the run's budget is part of what "
-                "limits it"
-                if rb["test_em"] > ra["test_em"] + 3
-                else "the budget is not what limits it"
-            )
-            out.append(
-                f"Twice the training (`{b}`, 8 epochs) gives {_em(rb)} "
-                f"against {_em(ra)}: {verdict}."
-            )
-        else:
-            out.append(
-                "Punctuation as pieces of its own (`train_sentencepiece("
-                f"split_punctuation=True)`, `{a}` to `{b}`): test EM "
-                f"{_em(ra)} to {_em(rb)}, calling code "
-                f"{_em(ra, 'calling_code')} to {_em(rb, 'calling_code')}, "
-                f"population {_em(ra, 'population')} to "
-                f"{_em(rb, 'population')}. Without it BPE learns pieces such "
-                "as `+1268.` (number and period), so the answer `+1268` is "
-                "a piece sequence that never stands in its passage "
-                "(`keras_fido.data.copyable_answers` counts them)."
-            )
-    return out
+    return [
+        _contrast(what, a, b, named[a], named[b])
+        for a, b, what in pairs
+        if a in named and b in named
+    ]
 
 
 def findings(records, baseline=None):
@@ -220,7 +218,7 @@ def findings(records, baseline=None):
     for head, text in heads.items():
         group = [r for r in copying if _copy_head(r) == head]
         if head == "pointer" and baseline is not None:
-            group.append(dict(baseline, name="the quickstart's fido"))
+            group.append(dict(baseline, name="quickstart_fido"))
         if not group:
             continue
         best = max(group, key=lambda r: r["test_em"])
@@ -255,8 +253,7 @@ def experiment_table(records):
     rows = [head]
     for record in records:
         rows.append(
-            f"| {record['name']} | "
-            f"{(_copy_head(record) or '-').replace('_', ' ')} | "
+            f"| {record['name']} | {_copy_head_label(record)} | "
             f"{record['test_em']:.1f} | "
             + _by_fact_row(record["test_em_by_fact"])
             + f" | {record['final_train_loss']:.3f} | "
@@ -299,7 +296,8 @@ def _quickstart_settings(readers):
     if not settings:
         return "defaults"
     head = (
-        "the pointer copy head on both readers"
+        f"the copy head ({_copy_head_label({'settings': settings})}) on "
+        "both readers"
         if settings.get("copy_attention")
         else "no copy head"
     )
@@ -421,7 +419,11 @@ def _ladder_head(settings):
         return " No copy head."
     head = _copy_head({"settings": settings})
     if head == "pointer":
-        return " Every variant has the pointer copy head."
+        return (
+            " Every variant has the copy head ("
+            + _copy_head_label({"settings": settings})
+            + ")."
+        )
     return (
         " Every variant has a copy head that reads the last "
         "cross-attending layer's attention, without span continuation."
@@ -486,13 +488,23 @@ def diagnostic_section(paths):
         steps = [p["step"] for p in next(iter(runs.values()))["curve"]]
         passages = settings.get("passages", 1)
         span = settings.get("span", 1)
+        head = _copy_head_label(
+            {
+                "settings": dict(
+                    settings,
+                    copy_attention=True,
+                    copy_head=record.get("copy_head"),
+                )
+            }
+        )
         lines += [
             f"`{record['command']}`: {passages} passage(s) of "
             f"{settings['passage_length']} random pieces (of "
             f"{settings['vocabulary_size']}), one marker in one of them; "
             f"the target is the {span} piece(s) after the marker; test "
             "passages are new, so only copying is right. Held-out exact "
-            "copies (%) by training step, same tiny FiD reader and seed:",
+            "copies (%) by training step, same tiny FiD reader and seed "
+            f"(copy head: {head}):",
             "",
             "| output | " + " | ".join(str(s) for s in steps) + " |",
             "|" + "---|" * (len(steps) + 1),
