@@ -416,6 +416,7 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     print(f"keras_fido quickstart on the {keras.config.backend()} backend")
     t0 = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     splits, tokenizer, preprocessor = build_task(args)
     train_examples = training_examples(args, splits["train"])
     seen = answers_seen_in_training(train_examples, splits["test"])
@@ -460,9 +461,12 @@ def main(argv=None):
             f"{r['generate_ms_per_sample']:18.1f}  {r['train_seconds']:7.0f}"
         )
     total = time.perf_counter() - t0
+    load_at_end = os.getloadavg()[0]
     print(f"total {total:.0f} s")
     for record in results.values():
         record["run_total_seconds"] = total
+        # Other work on the machine shows here (cores busy, 1-minute mean).
+        record["load_average"] = {"start": load_at_start, "end": load_at_end}
         record["test_answers_seen_in_training"] = seen
         record["test_answers_copyable"] = copyable
         record["settings"] = {

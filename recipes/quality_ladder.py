@@ -199,6 +199,7 @@ def plot(ladder, path):
 def main(argv=None):
     args, recipe = parse_args(argv)
     start = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     splits, tokenizer, preprocessor = quickstart.build_task(recipe)
     train_examples = quickstart.training_examples(recipe, splits["train"])
     train = quickstart.to_arrays(preprocessor, train_examples)
@@ -233,6 +234,11 @@ def main(argv=None):
         },
         "ladder": ladder,
         "run_total_seconds": time.perf_counter() - start,
+        # Other work on the machine shows here (cores busy, 1-minute mean).
+        "load_average": {
+            "start": load_at_start,
+            "end": os.getloadavg()[0],
+        },
     }
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -73,7 +73,10 @@ def _copy_head(record):
         return None
     # Records made before the setting was recorded read the decoder's
     # last cross-attention.
-    return record["settings"].get("copy_head") or "cross_attention"
+    settings = record["settings"]
+    if settings.get("copy_head"):
+        return settings["copy_head"]
+    return "pointer" if "copy_key_offsets" in settings else "cross_attention"
 
 
 def _key_offsets(record):
@@ -368,9 +371,10 @@ def quickstart_section(path):
             + ". Exact match ignores punctuation, so a copied `+1268.` "
             "still counts for the answer `+1268`.",
         ]
-    total = next(iter(readers.values())).get("run_total_seconds")
+    first = next(iter(readers.values()))
+    total = first.get("run_total_seconds")
     if total is not None:
-        lines += ["", f"The whole run took {total:.0f} s."]
+        lines += ["", f"The whole run took {total:.0f} s{_load(first)}."]
     return "\n".join(lines)
 
 
@@ -384,7 +388,8 @@ def ladder_section(path):
         "",
         f"`{record['command']}` ({seeds} seeds per variant, "
         f"{record['settings']['epochs']} epochs each, the quickstart's "
-        f"recipe; the whole run took {record['run_total_seconds']:.0f} s). "
+        f"recipe; the whole run took {record['run_total_seconds']:.0f} s"
+        f"{_load(record)}). "
         "Encoder: the mini size (2 layers, width 96) for every variant; "
         "EM is the mean over seeds +- its standard deviation, EM by fact "
         "the mean; ms/sample is greedy `generate` on the test questions "
@@ -412,6 +417,17 @@ def ladder_section(path):
         rel = os.path.relpath(plot, "docs")
         lines += ["", f"![EM against ms/sample]({rel})"]
     return "\n".join(lines)
+
+
+def _load(record):
+    """The machine's load average around a timed run, when recorded."""
+    load = record.get("load_average")
+    if not load:
+        return ""
+    return (
+        f" (1-minute load average {load['start']:.1f} at the start, "
+        f"{load['end']:.1f} at the end, on 2 cores)"
+    )
 
 
 def _ladder_head(settings):
