@@ -24,6 +24,8 @@ from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_generation_mixin import FiDOGenerationMixin
 from keras_fido.models.fido_tokenizer import FiDOTokenizer
 from keras_fido.models.graph_function import graph_function
+from keras_fido.models.preset_checks import check_component_preset
+from keras_fido.models.preset_checks import default_safe_mode
 from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.checks import check_keyword_arguments
 from keras_fido.utils.checks import check_positive_int
@@ -36,20 +38,17 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
     """Fusion-in-Decoder preprocessor for FiDO question answering.
 
     Turns a question and its retrieved passages into the FiD encoder inputs:
-    every passage becomes its own encoder sequence
-    `"question: {question} title: {title} context: {text}"` (prefixes are
-    configurable; parts are joined with single spaces, as in the FiD
-    reference code). Each sequence is tokenized, cut to `passage_length`
-    tokens *including* a final end token (`tokens[:L - 1] + [eos]`, as T5 and
-    FiD tokenize) and padded with the pad id. The result is a
-    `[batch, num_passages, passage_length]` block of token ids and a matching
-    boolean padding mask (`True` on real tokens).
+    every passage becomes its own encoder sequence `"question: {question}
+    title: {title} context: {text}"` (configurable prefixes joined by
+    single spaces, as in the FiD reference code), tokenized, cut to
+    `passage_length` tokens *including* a final end token (`tokens[:L - 1]
+    + [eos]`, as T5 and FiD tokenize) and padded: a `[batch, num_passages,
+    passage_length]` block of token ids and a boolean padding mask.
 
-    Passages are kept in order and only the first `num_passages` are used.
-    Missing passages (fewer than `num_passages`, or a passage whose title and
-    text are both empty strings) are fully padded: ids all pad, mask all
-    `False`. An example with no passages at all encodes the question alone,
-    `"question: {question}"`, as passage 0, so the model can still answer.
+    The first `num_passages` passages are used, in order; missing ones
+    (fewer, or with empty title and text) are all pad, mask `False`. With
+    no passages at all, the question alone (`"question: {question}"`) is
+    passage 0, so the model can still answer.
 
     With a target answer, the decoder sequence is
     `[start] + target_tokens + [eos]` with `start` the pad id, as T5 decoders
@@ -278,9 +277,7 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
                     stacklevel=3,
                 )
 
-    # ------------------------------------------------------------------
-    # Public API.
-    # ------------------------------------------------------------------
+    # === Public API ===
 
     def call(self, x, y=None, sample_weight=None, *, sequence_length=None):
         if y is not None or sample_weight is not None:
@@ -372,6 +369,14 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
         if unbatched:
             strings = strings[0]
         return convert_preprocessing_outputs(strings)
+
+    @classmethod
+    def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
+        """As keras-hub's `from_preset`, in Keras safe mode, once the
+        preset's config names registered keras_fido classes."""
+        check_component_preset(preset, config_file, cls)
+        with default_safe_mode():
+            return super().from_preset(preset, config_file, **kwargs)
 
     def save_to_preset(self, preset_dir, **kwargs):
         """As keras-hub's `save_to_preset`, written atomically: into a

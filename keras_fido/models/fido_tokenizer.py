@@ -9,6 +9,8 @@ from keras_fido._compat import CONFIG_FILE
 from keras_fido._compat import TOKENIZER_CONFIG_FILE
 from keras_fido._compat import KerasPresetLoader
 from keras_fido.models.fido_backbone import FiDOBackbone
+from keras_fido.models.preset_checks import check_component_preset
+from keras_fido.models.preset_checks import default_safe_mode
 from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.atomic_write import restore_interrupted
 from keras_fido.utils.checks import check_keyword_arguments
@@ -133,6 +135,7 @@ class FiDOTokenizer(T5Tokenizer):
         ```
         """
         restore_interrupted(preset)
+        check_component_preset(preset, config_file, cls)
         if (
             isinstance(preset, str)
             and os.path.isdir(preset)
@@ -146,5 +149,7 @@ class FiDOTokenizer(T5Tokenizer):
                 )
             # A tokenizer-only preset: no backbone config to dispatch on.
             loader = KerasPresetLoader(preset, config=None)
-            return loader.load_tokenizer(cls, config_file, **kwargs)
-        return super().from_preset(preset, config_file=config_file, **kwargs)
+            with default_safe_mode():
+                return loader.load_tokenizer(cls, config_file, **kwargs)
+        with default_safe_mode():
+            return super().from_preset(preset, config_file, **kwargs)

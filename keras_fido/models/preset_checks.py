@@ -92,14 +92,7 @@ def _fetch_preset_files(preset, required):
 def check_preset_config(config_path):
     """Raises a `ValueError` unless the JSON file `config_path` describes
     a registered `FiDOBackbone` subclass."""
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{config_path!r} must be a JSON object. Received a file that "
-            f"does not parse as JSON: {error}"
-        ) from None
+    config = _read_json(config_path)
     name = config.get("registered_name") if isinstance(config, dict) else None
     backbone_cls = (
         keras.saving.get_registered_object(name)
@@ -125,4 +118,77 @@ def check_preset_config(config_path):
             f"{config_path!r} must describe a registered `FiDOBackbone` "
             "(`registered_name` 'keras_fido>FiDOBackbone'); nothing else is "
             f"loaded from a preset. Received: {described}"
+        )
+
+
+def check_component_preset(preset, config_file, expected_cls):
+    """Raises unless a preset's `config_file` (`tokenizer.json`,
+    `preprocessor.json`) names a registered subclass of `expected_cls`,
+    and the tokenizer it nests, if any, a registered `FiDOTokenizer`.
+
+    Local directories and remote handles alike (a handle is resolved by
+    keras-hub's own download first); a built-in preset name is left to
+    keras-hub. Nothing in the file is deserialized before this passes.
+    """
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ValueError(
+            "`preset` must be a preset handle or a directory path. "
+            f"Received: preset={preset!r}"
+        )
+    preset = os.fspath(preset)
+    if "://" in preset:
+        try:
+            path = get_preset_file(preset, config_file)
+        except FileNotFoundError:
+            raise ValueError(
+                f"Preset {preset!r} has no `{config_file}`."
+            ) from None
+    else:
+        restore_interrupted(preset)
+        path = os.path.join(preset, config_file)
+        if not os.path.isfile(path):
+            return  # Not a directory with the file: keras-hub explains.
+    config = _json_object(path)
+    _check_registered(path, config, expected_cls)
+    tokenizer = config.get("config", {}).get("tokenizer")
+    if tokenizer is not None:
+        # Imported here: the tokenizer's module imports the backbone's.
+        from keras_fido.models.fido_tokenizer import FiDOTokenizer
+
+        _check_registered(f"{path} (its tokenizer)", tokenizer, FiDOTokenizer)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path!r} must be a JSON object. Received a file that does "
+            f"not parse as JSON: {error}"
+        ) from None
+
+
+def _json_object(path):
+    config = _read_json(path)
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{path!r} must be a JSON object. Received a JSON "
+            f"{type(config).__name__}."
+        )
+    return config
+
+
+def _check_registered(where, config, expected_cls):
+    name = config.get("registered_name") if isinstance(config, dict) else None
+    found = (
+        keras.saving.get_registered_object(name)
+        if isinstance(name, str)
+        else None
+    )
+    if not (isinstance(found, type) and issubclass(found, expected_cls)):
+        raise ValueError(
+            f"{where!r} must describe a registered `{expected_cls.__name__}` "
+            "(its `registered_name`); nothing else is loaded from a "
+            f"preset. Received: registered_name={name!r}"
         )

@@ -120,3 +120,70 @@ def test_served_preset_without_weights_is_refused(hub):
     with pytest.raises(ValueError, match="has no `model.weights.h5`"):
         FiDOBackbone.from_preset(HANDLE)
     FiDOBackbone.from_preset(HANDLE, load_weights=False)
+
+
+@pytest.mark.parametrize(
+    "loader, config_file",
+    [
+        (FiDOTokenizer, "tokenizer.json"),
+        (FiDOSeq2SeqLMPreprocessor, "preprocessor.json"),
+    ],
+)
+def test_served_tokenizer_and_preprocessor_load(
+    hub, reader, loader, config_file
+):
+    served, downloads = hub
+    loaded = loader.from_preset(HANDLE)
+    assert isinstance(loaded, loader)
+    assert config_file in downloads
+    example = {"question": "what is it", "passages": []}
+    if loader is FiDOTokenizer:
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(loaded("a b c")),
+            keras.ops.convert_to_numpy(reader.preprocessor.tokenizer("a b c")),
+        )
+    else:
+        expected = reader.preprocessor.generate_preprocess([example])
+        actual = loaded.generate_preprocess([example])
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(actual["encoder_token_ids"]),
+            keras.ops.convert_to_numpy(expected["encoder_token_ids"]),
+        )
+
+
+@pytest.mark.parametrize("remote", [True, False])
+@pytest.mark.parametrize("kind", ["unregistered class", "lambda", "backbone"])
+@pytest.mark.parametrize(
+    "loader, config_file",
+    [
+        (FiDOTokenizer, "tokenizer.json"),
+        (FiDOSeq2SeqLMPreprocessor, "preprocessor.json"),
+    ],
+)
+def test_crafted_tokenizer_or_preprocessor_config_is_refused(
+    hub, tmp_path, remote, kind, loader, config_file
+):
+    served, _ = hub
+    marker = tmp_path / "payload_ran"
+    if kind == "backbone":
+        # A registered keras_fido class, but not the one asked for.
+        config = json.loads((served / "config.json").read_text())
+    else:
+        config = crafted_configs(marker)[kind]
+    (served / config_file).write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"registered `{loader.__name__}`"):
+        loader.from_preset(HANDLE if remote else str(served))
+    assert not marker.exists()
+
+
+def test_crafted_tokenizer_inside_a_preprocessor_is_refused(hub, tmp_path):
+    served, _ = hub
+    marker = tmp_path / "payload_ran"
+    config = json.loads((served / "preprocessor.json").read_text())
+    config["config"]["tokenizer"] = crafted_configs(marker)[
+        "unregistered class"
+    ]
+    (served / "preprocessor.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="its tokenizer"):
+        FiDOSeq2SeqLMPreprocessor.from_preset(HANDLE)
+    assert not marker.exists()
