@@ -326,12 +326,16 @@ def quickstart_section(path):
         "`KERAS_BACKEND=jax python -m keras_fido.quickstart --json "
         f"{path}` ({_quickstart_settings(readers)}):",
         "",
-        "| reader | parameters | test EM | " + " | ".join(FACTS) + " |",
-        "|" + "---|" * (len(FACTS) + 3),
+        "| reader | parameters | train s | generate ms/sample | test EM | "
+        + " | ".join(FACTS)
+        + " |",
+        "|" + "---|" * (len(FACTS) + 5),
     ]
     for name, record in readers.items():
         lines.append(
             f"| {name} | {record['parameters']:,} | "
+            f"{record['train_seconds']:.0f} | "
+            f"{record['generate_ms_per_sample']:.1f} | "
             f"{record['test_em']:.1f} | "
             + _by_fact_row(record["test_em_by_fact"])
             + " |"
