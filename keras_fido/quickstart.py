@@ -11,13 +11,14 @@ generation time per sample. No download; about ten minutes on two cores.
 
 # ruff: noqa: E402 (TensorFlow's logging is set before it loads)
 
-import argparse
 import json
 import os
 import sys
 import time
 
-from keras_fido.utils.console import add_verbose_flag
+from keras_fido.quickstart_flags import add_copy_key_offsets_flag  # noqa: F401
+from keras_fido.quickstart_flags import build_parser
+from keras_fido.quickstart_flags import key_offsets_argument  # noqa: F401
 from keras_fido.utils.console import quiet_native_logs
 
 if __name__ == "__main__":
@@ -88,102 +89,9 @@ def reader_configs(
     return {"fido": fido, "fid": fid}
 
 
-def key_offsets_argument(text):
-    """`"-1,1"` -> `(-1, 1)`; `""` or `"none"` -> `()`."""
-    text = text.strip()
-    if text in ("", "none"):
-        return ()
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "expected comma-separated token offsets such as -1,1 (or none); "
-            f"received {text!r}"
-        ) from None
-
-
-def add_copy_key_offsets_flag(parser):
-    """`--copy-key-offsets`, shared by the quickstart and the recipes."""
-    parser.add_argument(
-        "--copy-key-offsets",
-        type=key_offsets_argument,
-        default=(-1, 1),
-        help="neighbouring tokens each pointer key of the copy head also "
-        "reads, as offsets (write --copy-key-offsets=-1,1; none for the "
-        "token alone); FiDOBackbone's copy_key_offsets",
-    )
-    return parser
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        prog="python -m keras_fido.quickstart",
-        description=__doc__.split("\n")[0],
-    )
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--passages", type=int, default=4)
-    p.add_argument("--passage-length", type=int, default=64)
-    p.add_argument("--answer-length", type=int, default=16)
-    p.add_argument(
-        "--vocabulary-size",
-        type=int,
-        default=6000,
-        help="pieces of the SentencePiece model trained on the corpus",
-    )
-    p.add_argument(
-        "--tokenizer-text",
-        choices=("train", "corpus"),
-        default="corpus",
-        help="train the SentencePiece model on the training examples' "
-        "text (every piece then has a trained embedding) or on the whole "
-        "passage corpus with every question",
-    )
-    p.add_argument(
-        "--split-punctuation",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="punctuation as pieces of its own, so an answer has the same "
-        "pieces in its passage as alone (train_sentencepiece's "
-        "split_punctuation)",
-    )
-    p.add_argument(
-        "--copy-attention",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="give both readers the copy head (FiDOBackbone's copy_attention)",
-    )
-    add_copy_key_offsets_flag(p)
-    p.add_argument(
-        "--counterfactual-copies",
-        type=int,
-        default=1,
-        help="answer-swapped copies of each training question "
-        "(keras_fido.data.counterfactual_examples)",
-    )
-    p.add_argument(
-        "--counterfactual-answers",
-        choices=("donor", "scrambled"),
-        default="donor",
-        help="where the swapped answers come from",
-    )
-    p.add_argument("--models", default="fido,fid")
-    p.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        help="use only this many examples per split (smoke runs)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, help="also write the figures here")
-    p.add_argument(
-        "--save-dir",
-        default=None,
-        help="save each trained reader as a preset here",
-    )
-    add_verbose_flag(p)
-    return p.parse_args(argv)
+    parser = build_parser(description=__doc__.split("\n")[0])
+    return parser.parse_args(argv)
 
 
 def to_arrays(preprocessor, examples):
@@ -411,14 +319,9 @@ def run_reader(name, config, preprocessor, train, splits, args):
     }
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    print(f"keras_fido quickstart on the {keras.config.backend()} backend")
-    t0 = time.perf_counter()
-    load_at_start = os.getloadavg()[0]
-    splits, tokenizer, preprocessor = build_task(args)
-    train_examples = training_examples(args, splits["train"])
+def task_report(args, splits, train_examples, tokenizer, preprocessor):
+    """Prints what the test answers share with training and what packing
+    cuts; returns the answers seen in training and the copyable ones."""
     seen = answers_seen_in_training(train_examples, splits["test"])
     print(
         "test answers that are also a training target, by fact: "
@@ -445,6 +348,20 @@ def main(argv=None):
             f"num_passages={args.passages}, "
             f"{cut['target_tokens_cut']} answer tokens cut"
         )
+    return seen, copyable
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    print(f"keras_fido quickstart on the {keras.config.backend()} backend")
+    t0 = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
+    splits, tokenizer, preprocessor = build_task(args)
+    train_examples = training_examples(args, splits["train"])
+    seen, copyable = task_report(
+        args, splits, train_examples, tokenizer, preprocessor
+    )
     train = to_arrays(preprocessor, train_examples)
     configs = reader_configs(
         tokenizer.vocabulary_size(), args.copy_attention, args.copy_key_offsets

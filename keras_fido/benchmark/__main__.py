@@ -2,334 +2,20 @@
 
 # ruff: noqa: E402 (TensorFlow's logging is set before it loads)
 
-import argparse
 import json
 import os
 import shlex
 import sys
 
-from keras_fido.utils.console import add_verbose_flag
 from keras_fido.utils.console import quiet_native_logs
 
 if __name__ == "__main__":
     quiet_native_logs()  # before TensorFlow loads; not with --verbose
 
-from keras_fido.benchmark.variants import VARIANTS
-
-SWEEP_DEFAULTS = {
-    "passages": (10, 20, 40),
-    "output_length": (8, 16, 32, 64),
-    "batch_size": (1, 2, 4, 8),
-}
-
-EPILOG = """\
-modes (combine freely, except --max-batch, which replaces the timing):
-  default        time encoder and decoder per sample along the ladder
-  --sweep        also rerun the ladder at several passages / output lengths /
-                 batch sizes and plot time per sample against each
-  --roofline     also measure peak FLOP/s, read bandwidth and the small-batch
-                 matmul rate, report measured / lower bound for the encoder
-                 and the decoder step
-  --peer         also time vanilla FiD through HuggingFace transformers, or
-                 (onnxruntime) transformers' T5 exported to ONNX
-  --engine       keras (default) or onnxruntime: the exported graphs
-  --quantize     also time each variant after keras.Model.quantize
-  --beam N       also time N-beam search against greedy at batch size 1
-  --max-batch    largest batch within --memory-budget-gib (no timing)
-  --docs PATH    write the performance document; with --docs-from, from
-                 earlier --json files without running anything
-
-Outputs go to --out-dir: table.md, time_per_sample.png, sweep_NAME.png.
-"""
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, received {text!r}"
-        )
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number, received {text!r}"
-        )
-    return value
-
-
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m keras_fido.benchmark",
-        description="Encoder and decoder time per sample, memory and "
-        "roofline along FiDO's ablation ladder (fid, lsa, lsa_mq, "
-        "lsa_mq_asym), backend from KERAS_BACKEND. Weights are random.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--size",
-        default="base",
-        help="tiny, small, base, large, xl or xxl (default base); "
-        "lsa_mq_asym's decoder is two T5 sizes larger",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=8,
-        help="samples per generate call (default 8)",
-    )
-    p.add_argument(
-        "--passages",
-        type=_positive_int,
-        default=40,
-        help="passages per sample (default 40)",
-    )
-    p.add_argument(
-        "--passage-length",
-        type=_positive_int,
-        default=256,
-        help="tokens per passage (default 256)",
-    )
-    p.add_argument(
-        "--output-length",
-        type=_positive_int,
-        default=32,
-        help="decoding steps; all are run, no early stop (default 32)",
-    )
-    p.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["float32", "bfloat16", "mixed_bfloat16"],
-        help="dtype policy of the backbone (default float32)",
-    )
-    p.add_argument(
-        "--repeats",
-        type=_positive_int,
-        default=3,
-        help="timed runs after one warm-up; the median is reported (default 3)",
-    )
-    p.add_argument(
-        "--variants",
-        default=",".join(VARIANTS),
-        help=f"comma list from {','.join(VARIANTS)} (default all)",
-    )
-    p.add_argument(
-        "--decoder-only",
-        action="store_true",
-        help="feed random encoder states; time the decoder only",
-    )
-    p.add_argument(
-        "--sweep",
-        action="append",
-        default=[],
-        metavar="NAME[=V1,V2,...]",
-        help="rerun the ladder at each value of NAME (passages, "
-        "output_length or batch_size) and plot time per sample against it; "
-        "repeat the option for several sweeps. Without values: "
-        + "; ".join(
-            f"{k} {','.join(map(str, v))}" for k, v in SWEEP_DEFAULTS.items()
-        )
-        + ". `--sweep all` runs the three with their defaults",
-    )
-    p.add_argument(
-        "--roofline",
-        action="store_true",
-        help="measure peak matmul FLOP/s, read and copy bandwidth and the "
-        "matmul rate at --batch-size rows once, and report measured / "
-        "lower-bound time for the encoder and the decoder step",
-    )
-    p.add_argument(
-        "--roofline-matmul-size",
-        type=_positive_int,
-        default=2048,
-        help="N of the float32 N x N x N matmul timed for peak FLOP/s "
-        "(default 2048)",
-    )
-    p.add_argument(
-        "--roofline-copy-mib",
-        type=_positive_int,
-        default=512,
-        help="MiB of the float32 array summed (read bandwidth) and copied "
-        "(copy bandwidth) (default 512)",
-    )
-    p.add_argument(
-        "--engine",
-        choices=["keras", "onnxruntime"],
-        default="keras",
-        help="keras (the KERAS_BACKEND) or onnxruntime (the variant "
-        "exported with keras_fido.export.export_onnx and served by "
-        "OnnxReader; float32, greedy) (default keras)",
-    )
-    p.add_argument(
-        "--peer",
-        choices=["transformers", "onnxruntime"],
-        default=None,
-        help="also time the fid variant through HuggingFace transformers "
-        "T5 (PyTorch, FiD-style) and print keras_fido / peer ratios; "
-        "needs fid in --variants and --dtype float32",
-    )
-    p.add_argument(
-        "--peer-threads",
-        type=_positive_int,
-        default=None,
-        help="torch threads of the peer (default: the machine's cores, "
-        "os.cpu_count())",
-    )
-    p.add_argument(
-        "--quantize",
-        choices=["int8"],
-        default=None,
-        help="also quantize each variant with keras.Model.quantize, time "
-        "it and report token agreement with the float model",
-    )
-    p.add_argument(
-        "--beam",
-        type=_positive_int,
-        default=None,
-        metavar="NUM_BEAMS",
-        help="also time beam search with NUM_BEAMS beams (keras-hub "
-        "BeamSampler) against greedy, at batch size 1",
-    )
-    p.add_argument(
-        "--max-batch",
-        action="store_true",
-        help="instead of timing, find each variant's largest batch whose "
-        "generate fits --memory-budget-gib (one subprocess per "
-        "measurement; see keras_fido/benchmark/memory.py)",
-    )
-    p.add_argument(
-        "--memory-budget-gib",
-        type=_positive_float,
-        default=16.0,
-        help="memory budget of --max-batch in GiB (default 16)",
-    )
-    p.add_argument(
-        "--max-batch-cap",
-        type=_positive_int,
-        default=1024,
-        help="largest batch --max-batch tries (default 1024)",
-    )
-    p.add_argument(
-        "--memory-timeout-s",
-        type=_positive_float,
-        default=600.0,
-        help="seconds one --max-batch measurement may run before it "
-        "counts as a miss (default 600)",
-    )
-    p.add_argument("--json", default=None, help="write the results here")
-    p.add_argument(
-        "--out-dir",
-        default="benchmarks_out",
-        help="folder for table.md and the PNG plots (default benchmarks_out)",
-    )
-    p.add_argument(
-        "--docs",
-        default=None,
-        metavar="PATH",
-        help="write the performance document (markdown with the tables, "
-        "the plots and the machine) to PATH, e.g. docs/performance.md",
-    )
-    p.add_argument(
-        "--docs-from",
-        nargs="+",
-        default=None,
-        metavar="JSON",
-        help="with --docs: build the document from these --json files of "
-        "earlier runs, in order, instead of running a benchmark",
-    )
-    p.add_argument(
-        "--title",
-        default=None,
-        help="a title for this run's section of the document",
-    )
-    add_verbose_flag(p)
-    return p
-
-
-def parse_args(argv=None):
-    p = build_parser()
-    args = p.parse_args(argv)
-    variants = [v for v in args.variants.split(",") if v]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown or not variants:
-        p.error(
-            f"--variants: expected a comma list from {list(VARIANTS)}. "
-            f"Received: {args.variants!r}"
-        )
-    args.variants = variants
-    try:
-        args.sweep = _parse_sweeps(args.sweep)
-    except ValueError as error:
-        p.error(str(error))
-    if args.docs_from and not args.docs:
-        p.error("--docs-from needs --docs PATH. Received: no --docs")
-    if args.max_batch:
-        timed = [
-            flag
-            for flag, on in (
-                ("--sweep", args.sweep),
-                ("--roofline", args.roofline),
-                ("--peer", args.peer),
-                ("--beam", args.beam),
-            )
-            if on
-        ]
-        if timed:
-            p.error(
-                "--max-batch measures memory instead of timing: expected no "
-                f"timing options with it. Received: {' '.join(timed)}"
-            )
-    if args.peer and "fid" not in variants:
-        p.error(
-            "--peer compares the fid variant: expected fid in --variants. "
-            f"Received: --variants {','.join(variants)}"
-        )
-    if args.peer and args.dtype != "float32":
-        p.error(
-            "--peer runs float32 only: expected --dtype float32. "
-            f"Received: --dtype {args.dtype}"
-        )
-    return args
-
-
-def _parse_sweeps(texts):
-    """`["passages=1,2", "all"]` -> `{"passages": [1, 2], ...}`."""
-    sweeps = {}
-    for text in texts:
-        name, _, values = text.partition("=")
-        if name == "all" and not values:
-            sweeps.update({k: list(v) for k, v in SWEEP_DEFAULTS.items()})
-            continue
-        if name not in SWEEP_DEFAULTS:
-            raise ValueError(
-                "--sweep: expected NAME or NAME=V1,V2,... with NAME one of "
-                f"{list(SWEEP_DEFAULTS)} or 'all'. Received: {text!r}"
-            )
-        if not values:
-            sweeps[name] = list(SWEEP_DEFAULTS[name])
-            continue
-        try:
-            parsed = sorted({int(v) for v in values.split(",")})
-        except ValueError:
-            parsed = []
-        if not parsed or parsed[0] < 1:
-            raise ValueError(
-                f"--sweep {name}: expected positive integers such as "
-                f"{name}=1,2,4. Received: {text!r}"
-            )
-        sweeps[name] = parsed
-    return sweeps
-
+from keras_fido.benchmark.arguments import SWEEP_DEFAULTS  # noqa: F401
+from keras_fido.benchmark.arguments import _parse_sweeps  # noqa: F401
+from keras_fido.benchmark.arguments import build_parser  # noqa: F401
+from keras_fido.benchmark.arguments import parse_args
 
 SUMMARY_KEYS = (
     "variant",
@@ -353,7 +39,7 @@ def run(args, argv=None):
         print(f"wrote {args.docs} from {len(results)} runs")
         return {"docs_from": args.docs_from}
 
-    from keras_fido.benchmark.runner import machine_info
+    from keras_fido.benchmark.machine import machine_info
     from keras_fido.benchmark.runner import run_variant
 
     if args.engine == "onnxruntime":
@@ -390,43 +76,7 @@ def run(args, argv=None):
     if args.max_batch:
         result["memory"] = _max_batches(args)
     else:
-        if args.roofline:
-            from keras_fido.benchmark import roofline
-
-            print("measuring peak FLOP/s and bandwidth", flush=True)
-            result["roofline"] = roofline.measure_machine(
-                args.roofline_matmul_size,
-                args.roofline_copy_mib,
-                batch_size=args.batch_size,
-            )
-
-        def ladder(**overrides):
-            records = []
-            for variant in args.variants:
-                record = run_variant(variant, **{**setting, **overrides})
-                print(json.dumps({k: record[k] for k in SUMMARY_KEYS}))
-                records.append(record)
-            return records
-
-        records = ladder(quantize=args.quantize, beam=args.beam)
-        if args.roofline:
-            for record in records:
-                record["roofline"] = roofline.roofline_bounds(
-                    record, result["roofline"]
-                )
-        result["records"] = records
-        report.plot_stacked(records, plot_path("time_per_sample"))
-        if args.peer:
-            result["peer"] = _peer(args, setting, records)
-        result["sweeps"] = {}
-        for name, values in args.sweep.items():
-            sweep = {value: ladder(**{name: value}) for value in values}
-            report.plot_sweep(sweep, name, plot_path(f"sweep_{name}"))
-            result["sweeps"][name] = {
-                "parameter": name,
-                "values": values,
-                "records": {str(k): v for k, v in sweep.items()},
-            }
+        _time_ladder(args, setting, result, plot_path, run_variant)
 
     text = report.markdown_report(result, image_root=args.out_dir)
     print()
@@ -439,6 +89,49 @@ def run(args, argv=None):
     if args.docs:
         report.performance_doc([result], args.docs)
     return result
+
+
+def _time_ladder(args, setting, result, plot_path, run_variant):
+    """Times the ladder, then its peer and sweeps, into `result`."""
+    from keras_fido.benchmark import report
+
+    if args.roofline:
+        from keras_fido.benchmark import roofline
+
+        print("measuring peak FLOP/s and bandwidth", flush=True)
+        result["roofline"] = roofline.measure_machine(
+            args.roofline_matmul_size,
+            args.roofline_copy_mib,
+            batch_size=args.batch_size,
+        )
+
+    def ladder(**overrides):
+        records = []
+        for variant in args.variants:
+            record = run_variant(variant, **{**setting, **overrides})
+            print(json.dumps({k: record[k] for k in SUMMARY_KEYS}))
+            records.append(record)
+        return records
+
+    records = ladder(quantize=args.quantize, beam=args.beam)
+    if args.roofline:
+        for record in records:
+            record["roofline"] = roofline.roofline_bounds(
+                record, result["roofline"]
+            )
+    result["records"] = records
+    report.plot_stacked(records, plot_path("time_per_sample"))
+    if args.peer:
+        result["peer"] = _peer(args, setting, records)
+    result["sweeps"] = {}
+    for name, values in args.sweep.items():
+        sweep = {value: ladder(**{name: value}) for value in values}
+        report.plot_sweep(sweep, name, plot_path(f"sweep_{name}"))
+        result["sweeps"][name] = {
+            "parameter": name,
+            "values": values,
+            "records": {str(k): v for k, v in sweep.items()},
+        }
 
 
 def _peer(args, setting, records):

@@ -43,63 +43,13 @@ import subprocess
 import sys
 import time
 
-
-def _proc_status_kib(field):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _max_rss_bytes():
-    """Peak RSS of this process from `getrusage` (KiB on Linux)."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else 1024 * peak
-
-
-def _reset_peak_rss():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _device_peak_bytes():
-    """Peak device memory of a GPU backend, or None on a CPU."""
-    import keras
-
-    backend = keras.config.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            device = jax.devices()[0]
-            if device.platform == "cpu":
-                return None
-            return int(device.memory_stats()["peak_bytes_in_use"])
-        if backend == "torch":
-            import torch
-
-            if not torch.cuda.is_available():
-                return None
-            return int(torch.cuda.max_memory_allocated())
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            if not tf.config.list_physical_devices("GPU"):
-                return None
-            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    except Exception:  # Stats are optional; fall back to RSS.
-        return None
-    return None
+from keras_fido.benchmark.batch_search import extrapolate_bytes
+from keras_fido.benchmark.batch_search import search_max_batch
+from keras_fido.benchmark.process_memory import available_memory_bytes
+from keras_fido.benchmark.process_memory import device_peak_bytes
+from keras_fido.benchmark.process_memory import max_rss_bytes
+from keras_fido.benchmark.process_memory import proc_status_kib
+from keras_fido.benchmark.process_memory import reset_peak_rss
 
 
 def measure_child(
@@ -116,10 +66,9 @@ def measure_child(
     """Runs in the child: memory of one `generate` call (see module doc)."""
     import keras
 
+    from keras_fido.benchmark.quantized import quantize_reader
+    from keras_fido.benchmark.quantized import weight_bytes
     from keras_fido.benchmark.runner import build_reader
-    from keras_fido.benchmark.runner import quantize_reader
-    from keras_fido.benchmark.runner import random_inputs
-    from keras_fido.benchmark.runner import weight_bytes
     from keras_fido.benchmark.variants import variant_config
 
     config = variant_config(size, variant)
@@ -128,11 +77,44 @@ def measure_child(
     if quantize:
         quantize_reader(reader, quantize)
     gc.collect()
-    rss = _proc_status_kib("VmRSS")
+    rss = proc_status_kib("VmRSS")
     if rss is None:  # No /proc: the peak so far stands in for the baseline.
-        baseline, hwm_reset = _max_rss_bytes(), False
+        baseline, hwm_reset = max_rss_bytes(), False
     else:
-        baseline, hwm_reset = 1024 * rss, _reset_peak_rss()
+        baseline, hwm_reset = 1024 * rss, reset_peak_rss()
+
+    inputs = _child_inputs(
+        config,
+        batch_size,
+        passages,
+        passage_length,
+        output_length,
+        decoder_only,
+    )
+    start = time.perf_counter()
+    reader.generate(inputs, stop_token_ids=None)
+    seconds = time.perf_counter() - start
+    hwm = proc_status_kib("VmHWM")
+    peak = 1024 * hwm if hwm is not None else max_rss_bytes()
+    return {
+        "batch_size": batch_size,
+        "baseline_rss_bytes": baseline,
+        "peak_rss_bytes": peak,
+        "generate_bytes": max(peak - baseline, 0),
+        "weight_bytes": weight_bytes(reader.backbone),
+        "peak_reset": hwm_reset,
+        "device_peak_bytes": device_peak_bytes(),
+        "generate_s": seconds,
+    }
+
+
+def _child_inputs(
+    config, batch_size, passages, passage_length, output_length, decoder_only
+):
+    """The random `generate` inputs of one measurement."""
+    import keras
+
+    from keras_fido.benchmark.runner import random_inputs
 
     ids, mask, decoder_ids, decoder_mask = random_inputs(
         config, batch_size, passages, passage_length, output_length
@@ -154,21 +136,7 @@ def measure_child(
                 config["encoder_hidden_dim"],
             )
         )
-    start = time.perf_counter()
-    reader.generate(inputs, stop_token_ids=None)
-    seconds = time.perf_counter() - start
-    hwm = _proc_status_kib("VmHWM")
-    peak = 1024 * hwm if hwm is not None else _max_rss_bytes()
-    return {
-        "batch_size": batch_size,
-        "baseline_rss_bytes": baseline,
-        "peak_rss_bytes": peak,
-        "generate_bytes": max(peak - baseline, 0),
-        "weight_bytes": weight_bytes(reader.backbone),
-        "peak_reset": hwm_reset,
-        "device_peak_bytes": _device_peak_bytes(),
-        "generate_s": seconds,
-    }
+    return inputs
 
 
 def required_bytes(measurement):
@@ -224,106 +192,6 @@ def _error_line(stderr):
     return lines[-1] if lines else ""
 
 
-def _available_memory_bytes():
-    """`MemAvailable` from /proc/meminfo, or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return 1024 * int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def extrapolate_bytes(points, batch):
-    """Memory at `batch` on the line through the two largest measured
-    batches, or None with fewer than two.
-
-    Args:
-        points: list of `(batch_size, required_bytes)`.
-        batch: int. The batch to predict.
-    """
-    points = sorted(set(points))
-    if len(points) < 2:
-        return None
-    (b1, r1), (b2, r2) = points[-2:]
-    slope = max((r2 - r1) / (b2 - b1), 0.0)
-    return r2 + slope * (batch - b2)
-
-
-def search_max_batch(measure, budget_bytes, cap=1024, precheck=None):
-    """Largest batch in `[1, cap]` that `measure` says fits `budget_bytes`.
-
-    Doubles from 1 until a miss or the cap, then bisects between the last
-    fit and the first miss. Assumes memory grows with the batch.
-
-    Args:
-        measure: callable `batch -> (required bytes or None, reason)`;
-            `None` bytes (with a reason) is a miss.
-        budget_bytes: int. The budget.
-        cap: int. The largest batch tried.
-        precheck: optional callable `batch -> reason or None`; a reason
-            makes that batch a miss without calling `measure`.
-
-    Returns:
-        A dict with `max_batch` (0 if batch 1 does not fit), `cap`,
-        `cap_hit` (the cap itself fits, so the true maximum may be larger),
-        `limited_by` (the reason of the smallest miss: `"budget"`,
-        `"analytic cache"`, `"machine memory (...)"`, `"timeout"`,
-        `"crash: ..."`, or `"cap"`), and
-        `trials`, a list of `{batch_size, required_bytes, fits, reason}` in
-        the order run.
-    """
-    trials = []
-    verdicts = {}
-
-    def fits(batch):
-        reason = precheck(batch) if precheck else None
-        required = None
-        if reason is None:
-            required, reason = measure(batch)
-            if required is not None and required > budget_bytes:
-                reason = "budget"
-        ok = reason is None
-        trials.append(
-            {
-                "batch_size": batch,
-                "required_bytes": required,
-                "fits": ok,
-                "reason": reason,
-            }
-        )
-        verdicts[batch] = reason
-        return ok
-
-    low, high = 0, None  # Largest fit, smallest miss.
-    batch = 1
-    while True:
-        if fits(batch):
-            low = batch
-            if batch >= cap:
-                break
-            batch = min(2 * batch, cap)
-        else:
-            high = batch
-            break
-    if high is not None:
-        while high - low > 1:
-            middle = (low + high) // 2
-            if fits(middle):
-                low = middle
-            else:
-                high = middle
-    return {
-        "max_batch": low,
-        "cap": cap,
-        "cap_hit": high is None,
-        "limited_by": "cap" if high is None else verdicts[high],
-        "trials": trials,
-    }
-
-
 def max_batch(
     variant,
     size,
@@ -364,41 +232,9 @@ def max_batch(
         quantize=quantize,
     )
     measurements = []
-    available = _available_memory_bytes()
 
-    def precheck(batch):
-        if batch * cache_per_sample > budget:
-            return "analytic cache"
-        predicted = extrapolate_bytes(
-            [(m["batch_size"], required_bytes(m)) for m in measurements], batch
-        )
-        if available and predicted and predicted > available:
-            # Protects the machine when the budget exceeds its memory.
-            return (
-                f"machine memory ({predicted / 2**30:.1f} GiB extrapolated, "
-                f"{available / 2**30:.1f} GiB available)"
-            )
-        return None
-
-    def measure(batch):
-        start = time.perf_counter()
-        measurement, failure = run_child(setting, batch, timeout_s)
-        seconds = time.perf_counter() - start
-        required = None if measurement is None else required_bytes(measurement)
-        log(
-            f"  {variant} batch {batch}: "
-            + (
-                failure
-                if failure
-                else f"{required / 2**30:.2f} GiB needed "
-                f"(peak reset {measurement['peak_reset']})"
-            )
-            + f" [{seconds:.0f} s]"
-        )
-        if measurement is not None:
-            measurements.append(dict(measurement, wall_s=seconds))
-        return required, failure
-
+    precheck = _precheck(cache_per_sample, budget, measurements)
+    measure = _measure(setting, timeout_s, measurements, log)
     result = search_max_batch(measure, budget, cap=cap, precheck=precheck)
     fit = [t for t in result["trials"] if t["fits"]]
     return {
@@ -419,6 +255,53 @@ def max_batch(
         "timeout_s": timeout_s,
         "measurements": measurements,
     }
+
+
+def _precheck(cache_per_sample, budget, measurements):
+    """Why a batch counts as a miss without being run, or None."""
+    available = available_memory_bytes()
+
+    def precheck(batch):
+        if batch * cache_per_sample > budget:
+            return "analytic cache"
+        predicted = extrapolate_bytes(
+            [(m["batch_size"], required_bytes(m)) for m in measurements], batch
+        )
+        if available and predicted and predicted > available:
+            # Protects the machine when the budget exceeds its memory.
+            return (
+                f"machine memory ({predicted / 2**30:.1f} GiB extrapolated, "
+                f"{available / 2**30:.1f} GiB available)"
+            )
+        return None
+
+    return precheck
+
+
+def _measure(setting, timeout_s, measurements, log):
+    """Measures one batch in a child; (bytes needed, failure or None)."""
+    variant = setting["variant"]
+
+    def measure(batch):
+        start = time.perf_counter()
+        measurement, failure = run_child(setting, batch, timeout_s)
+        seconds = time.perf_counter() - start
+        required = None if measurement is None else required_bytes(measurement)
+        log(
+            f"  {variant} batch {batch}: "
+            + (
+                failure
+                if failure
+                else f"{required / 2**30:.2f} GiB needed "
+                f"(peak reset {measurement['peak_reset']})"
+            )
+            + f" [{seconds:.0f} s]"
+        )
+        if measurement is not None:
+            measurements.append(dict(measurement, wall_s=seconds))
+        return required, failure
+
+    return measure
 
 
 def _child_main(argv=None):

@@ -14,10 +14,11 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_fido import analysis
+from keras_fido.benchmark.machine import machine_info
 from keras_fido.benchmark.runner import _spread
 from keras_fido.benchmark.runner import _total
 from keras_fido.benchmark.runner import build_reader
-from keras_fido.benchmark.runner import machine_info
 from keras_fido.benchmark.runner import random_inputs
 from keras_fido.benchmark.timing import time_calls
 from keras_fido.benchmark.variants import variant_config
@@ -62,35 +63,14 @@ def run_onnx_variant(
     beam=None,
 ):
     """`runner.run_variant` through ONNX Runtime; float32 graphs only."""
-    from keras_fido.export.export_onnx import export_onnx
-    from keras_fido.export.onnx_reader import OnnxReader
-
-    if dtype != "float32" or beam:
-        raise ValueError(
-            "--engine onnxruntime times float32 greedy decoding: expected "
-            f"--dtype float32 and no --beam. Received: dtype={dtype!r}, "
-            f"beam={beam!r}"
-        )
+    _check_setting(dtype, beam)
     config = variant_config(size, variant)
-    keras.utils.set_random_seed(0)
-    reader = build_reader(config, dtype)
     ids, mask, _, _ = random_inputs(
         config, batch_size, passages, passage_length, output_length
     )
-    parameters = int(reader.backbone.count_params())
-    layers = reader.backbone.cross_attention_layer_indices
-    with tempfile.TemporaryDirectory() as directory:
-        export_onnx(reader, directory, max_length=output_length + 1)
-        del reader
-        keras.backend.clear_session()
-        encoder, decoder, tokens = time_onnx_reader(
-            OnnxReader(directory),
-            ids,
-            mask,
-            output_length,
-            repeats,
-            decoder_only,
-        )
+    parameters, layers, encoder, decoder, tokens = _time_export(
+        config, ids, mask, output_length, repeats, decoder_only
+    )
     record = _record(encoder, decoder, batch_size, output_length)
     record.update(
         variant=variant,
@@ -110,8 +90,6 @@ def run_onnx_variant(
         config=config,
         machine=machine_info(),
     )
-    from keras_fido import analysis
-
     record["cross_attention_cache_bytes_per_sample"] = (
         analysis.cross_attention_cache_bytes_per_sample(
             config, passages, passage_length
@@ -130,6 +108,41 @@ def run_onnx_variant(
             decoder_only,
         )
     return record
+
+
+def _check_setting(dtype, beam):
+    if dtype != "float32" or beam:
+        raise ValueError(
+            "--engine onnxruntime times float32 greedy decoding: expected "
+            f"--dtype float32 and no --beam. Received: dtype={dtype!r}, "
+            f"beam={beam!r}"
+        )
+
+
+def _time_export(config, ids, mask, output_length, repeats, decoder_only):
+    """Builds the float32 reader, exports it, frees it and times its
+    graphs: (parameters, cross-attention layers, encoder and decoder
+    timings, generated tokens)."""
+    from keras_fido.export.export_onnx import export_onnx
+    from keras_fido.export.onnx_reader import OnnxReader
+
+    keras.utils.set_random_seed(0)
+    reader = build_reader(config, "float32")
+    parameters = int(reader.backbone.count_params())
+    layers = reader.backbone.cross_attention_layer_indices
+    with tempfile.TemporaryDirectory() as directory:
+        export_onnx(reader, directory, max_length=output_length + 1)
+        del reader
+        keras.backend.clear_session()
+        encoder, decoder, tokens = time_onnx_reader(
+            OnnxReader(directory),
+            ids,
+            mask,
+            output_length,
+            repeats,
+            decoder_only,
+        )
+    return parameters, layers, encoder, decoder, tokens
 
 
 def _record(encoder, decoder, batch_size, output_length):

@@ -111,17 +111,8 @@ def _run(
 
     torch.manual_seed(0)
     model = transformers.T5ForConditionalGeneration(t5_config(config)).eval()
-    rng = np.random.default_rng(0)
-    ids = torch.as_tensor(
-        rng.integers(
-            3,
-            config["vocabulary_size"],
-            (batch_size * passages, passage_length),
-        )
-    )
-    mask = torch.ones_like(ids)
-    fused_mask = torch.ones(
-        (batch_size, passages * passage_length), dtype=torch.long
+    ids, mask, fused_mask = _token_inputs(
+        config, batch_size, passages, passage_length
     )
     cache_argument = _cache_argument()
     out = {}
@@ -164,6 +155,34 @@ def _run(
             "transformers generated tokens of shape "
             f"{generated} instead of {(batch_size, output_length + 1)}."
         )
+    return _record(batch_size, encoder_timing, decoder_timing)
+
+
+def _token_inputs(config, batch_size, passages, passage_length):
+    """Random passage ids `[B * P, L]`, their mask, and the mask of the
+    fused encoder states `[B, P * L]`."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    ids = torch.as_tensor(
+        rng.integers(
+            3,
+            config["vocabulary_size"],
+            (batch_size * passages, passage_length),
+        )
+    )
+    mask = torch.ones_like(ids)
+    fused_mask = torch.ones(
+        (batch_size, passages * passage_length), dtype=torch.long
+    )
+    return ids, mask, fused_mask
+
+
+def _record(batch_size, encoder_timing, decoder_timing):
+    """The peer's JSON record: versions, threads, time per sample."""
+    import torch
+    import transformers
+
     encoder_ms = encoder_timing and (
         1e3 * encoder_timing["median_s"] / batch_size
     )

@@ -2,54 +2,17 @@
 
 import os
 
+from keras_fido.benchmark.tables import SWEEP_LABELS
+from keras_fido.benchmark.tables import beam_table
+from keras_fido.benchmark.tables import markdown_table
+from keras_fido.benchmark.tables import memory_table
+from keras_fido.benchmark.tables import peer_table
+from keras_fido.benchmark.tables import quantized_table
+from keras_fido.benchmark.tables import ratio_lines
+from keras_fido.benchmark.tables import roofline_table
+from keras_fido.benchmark.tables import sweep_table
+from keras_fido.benchmark.tables import sweep_time as _sweep_time
 from keras_fido.utils.extras import import_optional
-
-
-def _fmt(value, digits=2):
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}"
-
-
-def markdown_table(records):
-    """One row per record: time per sample and cache size."""
-    lines = [
-        "| variant | batch | passages x length | encoder ms/sample | "
-        "decoder ms/sample | total ms/sample | decoder ms/step | "
-        "cross-attn cache MiB/sample |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        s = r["setting"]
-        lines.append(
-            f"| {r['variant']} | {s['batch_size']} | "
-            f"{s['passages']} x {s['passage_length']} | "
-            f"{_fmt(r['encoder_ms_per_sample'])} | "
-            f"{_fmt(r['decoder_ms_per_sample'])} | "
-            f"{_fmt(r['total_ms_per_sample'])} | "
-            f"{_fmt(r['decoder_ms_per_step'], 3)} | "
-            f"{r['cross_attention_cache_bytes_per_sample'] / 2**20:.2f} |"
-        )
-    return "\n".join(lines)
-
-
-def ratio_lines(records, baseline="fid"):
-    """Speed and cache ratios of every variant against `baseline`."""
-    base = next((r for r in records if r["variant"] == baseline), None)
-    if base is None:
-        return []
-    lines = []
-    for r in records:
-        if r is base:
-            continue
-        parts = [f"{baseline} / {r['variant']}:"]
-        for key in ("decoder_ms_per_sample", "total_ms_per_sample"):
-            if base[key] and r[key]:
-                parts.append(f"{key.split('_ms')[0]} {base[key] / r[key]:.1f}x")
-        cache = "cross_attention_cache_bytes_per_sample"
-        parts.append(f"cache {base[cache] / r[cache]:.1f}x smaller")
-        lines.append(" ".join(parts))
-    return lines
 
 
 def _pyplot():
@@ -89,18 +52,6 @@ def plot_stacked(records, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-SWEEP_LABELS = {
-    "passages": "passages per sample",
-    "output_length": "output length (decoding steps)",
-    "batch_size": "batch size",
-}
-
-
-def _sweep_time(record):
-    """Total time per sample, or the decoder's in decoder-only runs."""
-    return record["total_ms_per_sample"] or record["decoder_ms_per_sample"]
 
 
 def plot_sweep(sweep, parameter, path):
@@ -155,155 +106,6 @@ def plot_sweep(sweep, parameter, path):
     plt.close(fig)
 
 
-def sweep_table(sweep, parameter):
-    """Time per sample (ms) for each sweep value (rows) and variant."""
-    values = sorted(sweep)
-    variants = [r["variant"] for r in sweep[values[0]]]
-    lines = [
-        f"| {parameter} | " + " | ".join(variants) + " |",
-        "|---|" + "---|" * len(variants),
-    ]
-    for value in values:
-        cells = []
-        for variant in variants:
-            r = next(r for r in sweep[value] if r["variant"] == variant)
-            cells.append(_fmt(_sweep_time(r)))
-        lines.append(f"| {value} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _ratio_text(value):
-    return "-" if value is None else f"{value:.2f}"
-
-
-def roofline_table(records, machine):
-    """Measured time against the roofline lower bounds, per variant."""
-    rates = [
-        f"{machine['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
-        f"(float32 {machine['matmul']['size']}^3 matmul)",
-        f"{machine['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s read "
-        f"(sum over {machine.get('read', machine.get('copy', {})).get('mib')}"
-        " MiB)",
-    ]
-    if machine.get("copy", {}).get("bytes_per_s"):
-        rates.append(
-            f"{machine['copy']['bytes_per_s'] / 1e9:.1f} GB/s copy "
-            "(read + written)"
-        )
-    matvec = machine.get("matvec")
-    if matvec:
-        rates.append(
-            f"{matvec['bytes_per_s'] / 1e9:.1f} GB/s of kernels streamed by "
-            f"a {matvec['batch_size']}-row matmul "
-            f"({matvec['rows']}x{matvec['columns']} kernels)"
-        )
-    lines = [
-        f"Machine ({machine['backend']}): " + "; ".join(rates) + ".",
-        "",
-        "| variant | encoder ms/sample | encoder bound | measured / bound | "
-        "decoder ms/step/sample | decoder step bound | measured / bound | "
-        "step bound by | step bound at the matmul rate | measured / that |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        b = r.get("roofline")
-        if not b:
-            continue
-        lines.append(
-            f"| {r['variant']} | {_fmt(r['encoder_ms_per_sample'])} | "
-            f"{_fmt(b['encoder_bound_ms_per_sample'], 3)} | "
-            f"{_ratio_text(b['encoder_measured_over_bound'])} | "
-            f"{_fmt(b['decoder_step_measured_ms_per_sample'], 3)} | "
-            f"{_fmt(b['decoder_step_bound_ms_per_sample'], 4)} | "
-            f"{_ratio_text(b['decoder_step_measured_over_bound'])} | "
-            f"{b['decoder_step_bound_by']} | "
-            f"{_fmt(b.get('decoder_step_matvec_bound_ms_per_sample'), 4)} | "
-            f"{_ratio_text(b.get('decoder_step_measured_over_matvec_bound'))} |"
-        )
-    return "\n".join(lines)
-
-
-def peer_table(peer):
-    """keras_fido's vanilla FiD against the peer library, per component."""
-    name = peer["library"]
-    lines = [
-        f"| component | keras_fido ms/sample | {name} ms/sample | "
-        f"keras_fido / {name} |",
-        "|---|---|---|---|",
-    ]
-    for component in ("encoder", "decoder", "total"):
-        key = f"{component}_ms_per_sample"
-        lines.append(
-            f"| {component} | {_fmt(peer['keras_fido'][key])} | "
-            f"{_fmt(peer[key])} | {_ratio_text(peer['ratios'][component])} |"
-        )
-    return "\n".join(lines)
-
-
-def quantized_table(records):
-    """Float against quantized time and token agreement, per variant."""
-    lines = [
-        "| variant | mode | float decoder ms/sample | quantized decoder "
-        "ms/sample | float / quantized | weights MiB | generated-token "
-        "agreement | next-token agreement |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        q = r.get("quantized")
-        if not q:
-            continue
-        lines.append(
-            f"| {r['variant']} | {q['mode']} | "
-            f"{_fmt(r['decoder_ms_per_sample'])} | "
-            f"{_fmt(q['decoder_ms_per_sample'])} | "
-            f"{r['decoder_ms_per_sample'] / q['decoder_ms_per_sample']:.2f} | "
-            f"{q['weight_bytes'] / 2**20:.1f} "
-            f"({100 * q['int8_weight_fraction']:.0f}% int8) | "
-            f"{q['generated_token_agreement']:.3f} | "
-            f"{q['next_token_agreement']:.3f} |"
-        )
-    return "\n".join(lines)
-
-
-def beam_table(records):
-    """Greedy against beam search decoder time at batch size 1."""
-    lines = [
-        "| variant | beams | greedy decoder ms (batch 1) | beam decoder ms "
-        "(batch 1) | beam / greedy |",
-        "|---|---|---|---|---|",
-    ]
-    for r in records:
-        b = r.get("beam_search")
-        if not b:
-            continue
-        lines.append(
-            f"| {r['variant']} | {b['num_beams']} | "
-            f"{_fmt(b['greedy_decoder_ms_per_sample'])} | "
-            f"{_fmt(b['beam_decoder_ms_per_sample'])} | "
-            f"{b['beam_over_greedy']:.2f} |"
-        )
-    return "\n".join(lines)
-
-
-def memory_table(memory):
-    """Largest batch within the memory budget, per variant."""
-    lines = [
-        "| variant | max batch | limited by | memory at max batch GiB | "
-        "cross-attn cache MiB/sample | batches tried |",
-        "|---|---|---|---|---|---|",
-    ]
-    for m in memory["variants"]:
-        at_max = m["required_bytes_at_max_batch"]
-        batch = f"{m['max_batch']}" + (" (cap)" if m["cap_hit"] else "")
-        lines.append(
-            f"| {m['variant']} | {batch} | {m['limited_by']} | "
-            f"{'-' if at_max is None else f'{at_max / 2**30:.2f}'} | "
-            f"{m['cross_attention_cache_bytes_per_sample'] / 2**20:.2f} | "
-            f"{', '.join(str(t['batch_size']) for t in m['trials'])} |"
-        )
-    return "\n".join(lines)
-
-
 def _setting_line(setting, timed=True):
     shape = (
         f"{setting['passages']} passages x {setting['passage_length']} "
@@ -356,101 +158,121 @@ def markdown_report(result, image_root=None, heading="##"):
     records = result.get("records")
     sub = heading + "#"
     if records:
-        parts += [
-            "",
-            f"{sub} Time per sample along the ladder",
-            "",
-            markdown_table(records),
-        ]
-        ratios = ratio_lines(records)
-        if ratios:
-            parts += [""] + [f"- {line}" for line in ratios]
-        if "time_per_sample" in plots:
-            parts += [
-                "",
-                _image(plots["time_per_sample"], image_root, "time per sample"),
-            ]
+        parts += _ladder_section(records, plots, image_root, sub)
     if result.get("roofline") and records:
-        parts += [
-            "",
-            f"{sub} Against the roofline",
-            "",
-            "Bounds from `keras_fido.analysis`: encoder FLOPs at peak "
-            "FLOP/s; a decoder step's bytes at the read bandwidth or its "
-            "FLOPs at peak FLOP/s, whichever is larger, plus the one-off "
-            "cross-attention K/V projection spread over the steps. The "
-            "last two columns put the step's bytes through the rate the "
-            "backend's own small-batch matmul reaches instead.",
-            "",
-            roofline_table(records, result["roofline"]),
-        ]
+        parts += _roofline_section(records, result["roofline"], sub)
     if result.get("peer"):
-        peer = result["peer"]
-        parts += [
-            "",
-            f"{sub} Against {peer['library']} (vanilla FiD, same size)",
-            "",
-            f"{peer['library']} {peer['transformers']}, torch "
-            f"{peer['torch']}, {peer['threads']} threads, FiD-style "
-            "(passages encoded apart, states concatenated, greedy "
-            "`generate` with its cache, all steps forced, "
-            "`torch.inference_mode`). Above 1, keras_fido is slower.",
-            "",
-            peer_table(peer),
-        ]
+        parts += _peer_section(result["peer"], sub)
     if records and any(r.get("quantized") for r in records):
-        parts += [
-            "",
-            f"{sub} Quantized (`keras.Model.quantize`)",
-            "",
-            "Agreement with the float model's greedy tokens: generated "
-            "(free running, a difference changes later prefixes) and "
-            "next-token (the quantized decoder fed the float tokens). The "
-            "weights are random, so logit margins are small and agreement "
-            "is a lower bound on that of a trained model. keras-hub's "
-            "`ReversibleEmbedding` (token embedding and output projection) "
-            "cannot be quantized and stays float.",
-            "",
-            quantized_table(records),
-        ]
+        parts += _quantized_section(records, sub)
     if records and any(r.get("beam_search") for r in records):
-        parts += [
-            "",
-            f"{sub} Beam search at batch size 1",
-            "",
-            beam_table(records),
-        ]
+        parts += ["", f"{sub} Beam search at batch size 1", ""]
+        parts += [beam_table(records)]
     for parameter, sweep in result.get("sweeps", {}).items():
-        by_value = {int(k): v for k, v in sweep["records"].items()}
-        parts += [
-            "",
-            f"{sub} Time per sample against {SWEEP_LABELS[parameter]}",
-            "",
-            sweep_table(by_value, parameter),
-        ]
-        if f"sweep_{parameter}" in plots:
-            parts += [
-                "",
-                _image(
-                    plots[f"sweep_{parameter}"],
-                    image_root,
-                    f"time per sample against {parameter}",
-                ),
-            ]
+        parts += _sweep_section(parameter, sweep, plots, image_root, sub)
     if result.get("memory"):
-        memory = result["memory"]
+        parts += _memory_section(result["memory"], sub)
+    return "\n".join(parts)
+
+
+def _ladder_section(records, plots, image_root, sub):
+    parts = [
+        "",
+        f"{sub} Time per sample along the ladder",
+        "",
+        markdown_table(records),
+    ]
+    ratios = ratio_lines(records)
+    if ratios:
+        parts += [""] + [f"- {line}" for line in ratios]
+    if "time_per_sample" in plots:
         parts += [
             "",
-            f"{sub} Largest batch within {memory['budget_gib']:g} GiB",
-            "",
-            f"Method: {memory['method']}; each batch measured in its own "
-            f"process (`generate` once, compilation included); doubling "
-            f"then bisection, capped at {memory['cap']}, "
-            f"{memory['timeout_s']:g} s per measurement.",
-            "",
-            memory_table(memory),
+            _image(plots["time_per_sample"], image_root, "time per sample"),
         ]
-    return "\n".join(parts)
+    return parts
+
+
+def _roofline_section(records, machine, sub):
+    return [
+        "",
+        f"{sub} Against the roofline",
+        "",
+        "Bounds from `keras_fido.analysis`: encoder FLOPs at peak "
+        "FLOP/s; a decoder step's bytes at the read bandwidth or its "
+        "FLOPs at peak FLOP/s, whichever is larger, plus the one-off "
+        "cross-attention K/V projection spread over the steps. The "
+        "last two columns put the step's bytes through the rate the "
+        "backend's own small-batch matmul reaches instead.",
+        "",
+        roofline_table(records, machine),
+    ]
+
+
+def _peer_section(peer, sub):
+    return [
+        "",
+        f"{sub} Against {peer['library']} (vanilla FiD, same size)",
+        "",
+        f"{peer['library']} {peer['transformers']}, torch "
+        f"{peer['torch']}, {peer['threads']} threads, FiD-style "
+        "(passages encoded apart, states concatenated, greedy "
+        "`generate` with its cache, all steps forced, "
+        "`torch.inference_mode`). Above 1, keras_fido is slower.",
+        "",
+        peer_table(peer),
+    ]
+
+
+def _quantized_section(records, sub):
+    return [
+        "",
+        f"{sub} Quantized (`keras.Model.quantize`)",
+        "",
+        "Agreement with the float model's greedy tokens: generated "
+        "(free running, a difference changes later prefixes) and "
+        "next-token (the quantized decoder fed the float tokens). The "
+        "weights are random, so logit margins are small and agreement "
+        "is a lower bound on that of a trained model. keras-hub's "
+        "`ReversibleEmbedding` (token embedding and output projection) "
+        "cannot be quantized and stays float.",
+        "",
+        quantized_table(records),
+    ]
+
+
+def _sweep_section(parameter, sweep, plots, image_root, sub):
+    by_value = {int(k): v for k, v in sweep["records"].items()}
+    parts = [
+        "",
+        f"{sub} Time per sample against {SWEEP_LABELS[parameter]}",
+        "",
+        sweep_table(by_value, parameter),
+    ]
+    if f"sweep_{parameter}" in plots:
+        parts += [
+            "",
+            _image(
+                plots[f"sweep_{parameter}"],
+                image_root,
+                f"time per sample against {parameter}",
+            ),
+        ]
+    return parts
+
+
+def _memory_section(memory, sub):
+    return [
+        "",
+        f"{sub} Largest batch within {memory['budget_gib']:g} GiB",
+        "",
+        f"Method: {memory['method']}; each batch measured in its own "
+        f"process (`generate` once, compilation included); doubling "
+        f"then bisection, capped at {memory['cap']}, "
+        f"{memory['timeout_s']:g} s per measurement.",
+        "",
+        memory_table(memory),
+    ]
 
 
 def machine_lines(machine):

@@ -5,94 +5,20 @@ layer, and `FiDOSeq2SeqLM.generate` (the compiled decode loop) fed with the
 encoder's output.
 """
 
-import gc
-import importlib.metadata
-import os
-import platform
-import warnings
-
 import keras
 import numpy as np
 
 from keras_fido import analysis
+from keras_fido.benchmark.machine import machine_info
+from keras_fido.benchmark.quantized import int8_weight_fraction
+from keras_fido.benchmark.quantized import next_token_model
+from keras_fido.benchmark.quantized import quantize_reader
+from keras_fido.benchmark.quantized import token_agreement
+from keras_fido.benchmark.quantized import weight_bytes
 from keras_fido.benchmark.timing import time_calls
 from keras_fido.benchmark.variants import variant_config
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
-
-_BACKEND_PACKAGES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
-
-
-def _version(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (or `platform`)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def memory_total_bytes():
-    """Physical memory from /proc/meminfo, or None where there is none."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return 1024 * int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def machine_info():
-    """Where the figures come from: CPU, memory, backend and versions."""
-    backend = keras.config.backend()
-    info = {
-        "backend": backend,
-        "keras": keras.__version__,
-        "keras_hub": _version("keras-hub"),
-        "backend_version": _version(_BACKEND_PACKAGES.get(backend, backend)),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "memory_bytes": memory_total_bytes(),
-        # Backend compiler settings change kernel choices, so they are part
-        # of where a figure comes from.
-        "xla_flags": os.environ.get("XLA_FLAGS") or None,
-    }
-    if backend == "jax":
-        import jax
-
-        info["devices"] = [str(d) for d in jax.devices()]
-    elif backend == "torch":
-        import torch
-
-        info["devices"] = (
-            [
-                torch.cuda.get_device_name(i)
-                for i in range(torch.cuda.device_count())
-            ]
-            if torch.cuda.is_available()
-            else ["cpu"]
-        )
-        info["torch_threads"] = torch.get_num_threads()
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        info["devices"] = [d.name for d in tf.config.list_logical_devices()]
-    return info
 
 
 def build_reader(config, dtype):
@@ -182,23 +108,9 @@ def run_variant(
     )
     inputs = {"encoder_token_ids": ids, "encoder_padding_mask": mask}
 
-    if decoder_only:
-        # Random states of the right shape: the decoder's cost does not
-        # depend on their values.
-        rng = np.random.default_rng(1)
-        encoder_output = rng.standard_normal(
-            (
-                batch_size,
-                passages * passage_length,
-                config["encoder_hidden_dim"],
-            ),
-            dtype="float32",
-        )
-        encoder_timing = None
-    else:
-        encoder_output, encoder_timing = _time_encoder(
-            encoder_model(backbone), inputs, repeats
-        )
+    encoder_output, encoder_timing = _encoder_states(
+        config, backbone, inputs, decoder_only, repeats
+    )
 
     decode_inputs = {
         "encoder_sequence_output": encoder_output,
@@ -208,47 +120,18 @@ def run_variant(
     }
     tokens, decoder_timing = _time_decoder(reader, decode_inputs, repeats)
 
-    def per_sample_ms(timing):
-        return None if timing is None else 1e3 * timing["median_s"] / batch_size
-
-    encoder_ms = per_sample_ms(encoder_timing)
-    decoder_ms = per_sample_ms(decoder_timing)
-    cache_bytes = cross_attention_cache_bytes(reader, passages, passage_length)
-    record = {
-        "variant": variant,
-        "size": size,
-        "encoder_ms_per_sample": encoder_ms,
-        "decoder_ms_per_sample": decoder_ms,
-        "total_ms_per_sample": _total(encoder_ms, decoder_ms),
-        "decoder_ms_per_step": decoder_ms and decoder_ms / output_length,
-        "cross_attention_cache_bytes_per_sample": cache_bytes,
-        "analytic_cross_attention_cache_bytes_per_sample": (
-            analysis.cross_attention_cache_bytes_per_sample(
-                config, passages, passage_length, dtype=storage_dtype(dtype)
-            )
-        ),
-        "compile_s": {
-            "encoder": encoder_timing and encoder_timing["compile_s"],
-            "decoder": decoder_timing["compile_s"],
-        },
-        "spread_ms_per_sample": {
-            "encoder": _spread(encoder_timing, batch_size),
-            "decoder": _spread(decoder_timing, batch_size),
-        },
-        "parameters": int(backbone.count_params()),
-        "cross_attention_layers": backbone.cross_attention_layer_indices,
-        "setting": {
-            "batch_size": batch_size,
-            "passages": passages,
-            "passage_length": passage_length,
-            "output_length": output_length,
-            "dtype": dtype,
-            "repeats": repeats,
-            "decoder_only": decoder_only,
-        },
-        "config": config,
-        "machine": machine_info(),
+    setting = {
+        "batch_size": batch_size,
+        "passages": passages,
+        "passage_length": passage_length,
+        "output_length": output_length,
+        "dtype": dtype,
+        "repeats": repeats,
+        "decoder_only": decoder_only,
     }
+    record = _timing_record(
+        variant, size, config, reader, setting, encoder_timing, decoder_timing
+    )
     if beam:
         record["beam_search"] = _time_beam_search(
             reader, decode_inputs, beam, repeats
@@ -265,6 +148,73 @@ def run_variant(
         )
     keras.backend.clear_session()
     return record
+
+
+def _encoder_states(config, backbone, inputs, decoder_only, repeats):
+    """(encoder output, its timing or `None` when `decoder_only`)."""
+    if not decoder_only:
+        return _time_encoder(encoder_model(backbone), inputs, repeats)
+    # Random states of the right shape: the decoder's cost does not
+    # depend on their values.
+    batch_size, passages, passage_length = inputs["encoder_token_ids"].shape
+    rng = np.random.default_rng(1)
+    encoder_output = rng.standard_normal(
+        (
+            batch_size,
+            passages * passage_length,
+            config["encoder_hidden_dim"],
+        ),
+        dtype="float32",
+    )
+    return encoder_output, None
+
+
+def _timing_record(
+    variant, size, config, reader, setting, encoder_timing, decoder_timing
+):
+    """The JSON record of one variant's float timing."""
+    backbone = reader.backbone
+    batch_size = setting["batch_size"]
+    passages = setting["passages"]
+    passage_length = setting["passage_length"]
+
+    def per_sample_ms(timing):
+        return None if timing is None else 1e3 * timing["median_s"] / batch_size
+
+    encoder_ms = per_sample_ms(encoder_timing)
+    decoder_ms = per_sample_ms(decoder_timing)
+    cache_bytes = cross_attention_cache_bytes(reader, passages, passage_length)
+    return {
+        "variant": variant,
+        "size": size,
+        "encoder_ms_per_sample": encoder_ms,
+        "decoder_ms_per_sample": decoder_ms,
+        "total_ms_per_sample": _total(encoder_ms, decoder_ms),
+        "decoder_ms_per_step": decoder_ms
+        and decoder_ms / setting["output_length"],
+        "cross_attention_cache_bytes_per_sample": cache_bytes,
+        "analytic_cross_attention_cache_bytes_per_sample": (
+            analysis.cross_attention_cache_bytes_per_sample(
+                config,
+                passages,
+                passage_length,
+                dtype=storage_dtype(setting["dtype"]),
+            )
+        ),
+        "compile_s": {
+            "encoder": encoder_timing and encoder_timing["compile_s"],
+            "decoder": decoder_timing["compile_s"],
+        },
+        "spread_ms_per_sample": {
+            "encoder": _spread(encoder_timing, batch_size),
+            "decoder": _spread(decoder_timing, batch_size),
+        },
+        "parameters": int(backbone.count_params()),
+        "cross_attention_layers": backbone.cross_attention_layer_indices,
+        "setting": setting,
+        "config": config,
+        "machine": machine_info(),
+    }
 
 
 def _total(encoder_ms, decoder_ms):
@@ -331,60 +281,6 @@ def _time_beam_search(reader, decode_inputs, num_beams, repeats):
     }
 
 
-def quantize_reader(reader, mode):
-    """Quantizes `reader` in place with `keras.Model.quantize(mode)`.
-
-    Every `Dense` and `EinsumDense` (all attention and feed-forward
-    projections) and a separate encoder `Embedding` are quantized; keras-hub
-    0.32's `ReversibleEmbedding` (the shared token embedding and output
-    projection) has no `quantize` and stays in float, as do norms and
-    position biases. Keras' warnings about those layers are silenced;
-    `int8_weight_fraction` in the record says how much was quantized. The
-    compiled `generate` function is dropped so that the next call traces
-    the quantized layers.
-    """
-    if mode != "int8":
-        raise ValueError(
-            f"`quantize` must be None or 'int8'. Received: quantize={mode!r}"
-        )
-    # Keras runs a full garbage collection for every replaced kernel; with
-    # three backends' objects on the heap that takes most of a second each.
-    # Frozen objects are skipped by those collections.
-    gc.freeze()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=".*does not have a `quantize` method.*"
-            )
-            reader.quantize(mode)
-    finally:
-        gc.unfreeze()
-    reader.generate_function = None
-    return reader
-
-
-def next_token_model(backbone):
-    """A functional model: decoder tokens, encoder states and mask in,
-    the argmax next token at every position out (one pass, no cache)."""
-    ids = keras.Input((None,), dtype="int32", name="decoder_token_ids")
-    states = keras.Input(
-        (None, backbone.encoder_hidden_dim), name="encoder_sequence_output"
-    )
-    mask = keras.Input((None, None), dtype="int32", name="encoder_padding_mask")
-    hidden = backbone.decoder(
-        backbone.token_embedding(ids), states, encoder_padding_mask=mask
-    )
-    tokens = keras.ops.argmax(backbone.token_logits(hidden), axis=-1)
-    return keras.Model([ids, states, mask], tokens)
-
-
-def token_agreement(reference, other):
-    """Fraction of generated positions (after the start token) that agree."""
-    reference = np.asarray(reference)[:, 1:]
-    other = np.asarray(other)[:, 1:]
-    return float(np.mean(reference == other))
-
-
 def _time_quantized(
     reader, mode, inputs, decode_inputs, float_tokens, repeats, decoder_only
 ):
@@ -434,22 +330,6 @@ def _time_quantized(
             "decoder": decoder_timing["compile_s"],
         },
     }
-
-
-def _nbytes(variable):
-    return int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
-
-
-def int8_weight_fraction(model):
-    """Share of `model`'s weight elements stored as int8."""
-    sizes = [(int(np.prod(w.shape)), str(w.dtype)) for w in model.weights]
-    total = sum(size for size, _ in sizes)
-    return sum(size for size, dtype in sizes if dtype == "int8") / total
-
-
-def weight_bytes(model):
-    """Bytes of all of `model`'s weights, as stored (int8 after quantize)."""
-    return int(sum(_nbytes(w) for w in model.weights))
 
 
 def storage_dtype(dtype):

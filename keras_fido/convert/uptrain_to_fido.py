@@ -140,6 +140,26 @@ def uptrain_to_fido(
     decoder = (
         encoder if decoder_source is None else as_t5_checkpoint(decoder_source)
     )
+    config = _uptraining_config(
+        encoder, decoder, cross_attention_interval, num_key_value_heads
+    )
+    backbone = FiDOBackbone(**config, dtype=dtype)
+    report = _copy_weights(backbone, encoder, decoder, seed)
+    if report.reinitialized:
+        warnings.warn(
+            f"uptrain_to_fido re-initialised {len(report.reinitialized)} "
+            "weights that no checkpoint provides: "
+            f"{sorted(report.reinitialized)}. Uptrain before use.",
+            stacklevel=2,
+        )
+    return backbone, report
+
+
+def _uptraining_config(
+    encoder, decoder, cross_attention_interval, num_key_value_heads
+):
+    """`FiDOBackbone` arguments: the encoder checkpoint's encoder, the
+    decoder checkpoint's decoder, the FiDO knobs."""
     encoder_config = backbone_config_from_t5_config(encoder.config)
     decoder_config = backbone_config_from_t5_config(decoder.config)
     for field in SHARED_FIELDS:
@@ -166,8 +186,14 @@ def uptrain_to_fido(
         "decoder_num_key_value_heads": num_key_value_heads,
         "cross_attention_interval": cross_attention_interval,
     }
-    backbone = FiDOBackbone(**config, dtype=dtype)
+    return config
 
+
+def _copy_weights(backbone, encoder, decoder, seed):
+    """Fills `backbone` from the checkpoints, weight by weight
+    (`t5_weight_map`); returns what was pooled, dropped or redrawn."""
+    num_heads = backbone.decoder_num_heads
+    num_key_value_heads = backbone.decoder_num_key_value_heads
     report = UptrainingReport()
     used = set()
     for weight in t5_weight_map(backbone):
@@ -215,14 +241,7 @@ def uptrain_to_fido(
             "the encoder and decoder are equally wide, so they share one "
             "input embedding: the decoder checkpoint's"
         )
-    if report.reinitialized:
-        warnings.warn(
-            f"uptrain_to_fido re-initialised {len(report.reinitialized)} "
-            "weights that no checkpoint provides: "
-            f"{sorted(report.reinitialized)}. Uptrain before use.",
-            stacklevel=2,
-        )
-    return backbone, report
+    return report
 
 
 def _reinitialize(variable, seed):

@@ -52,6 +52,80 @@ def _cloze(sentence, rng, max_span_words, min_chars, blank, scramble):
     return question, answer, rewritten
 
 
+def _check_arguments(
+    copies, max_span_words, min_chars, blank, passage_filter, answers
+):
+    for name, value, least in (
+        ("copies", copies, 0),
+        ("max_span_words", max_span_words, 1),
+        ("min_chars", min_chars, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(
+                f"`{name}` must be an int. Received: {name}={value!r}"
+            )
+        if value < least:
+            raise ValueError(
+                f"`{name}` must be at least {least}. Received: {name}={value}"
+            )
+    if not isinstance(blank, str) or not blank.strip():
+        raise ValueError(
+            f"`blank` must be a non-empty str. Received: blank={blank!r}"
+        )
+    if passage_filter is not None and not callable(passage_filter):
+        raise ValueError(
+            "`passage_filter` must be a callable taking a ctx dict, or None. "
+            f"Received: passage_filter={passage_filter!r}"
+        )
+    if answers not in ("copied", "scrambled"):
+        raise ValueError(
+            "`answers` must be 'copied' or 'scrambled'. "
+            f"Received: answers={answers!r}"
+        )
+
+
+def _cloze_example(
+    example, index, rng, spans, passage_filter, answers, source_only
+):
+    """One cloze copy of `example`, or None when no sentence of an
+    admissible passage has a span to blank. `spans` is
+    `(max_span_words, min_chars, blank)`."""
+    ctxs = example.get("ctxs")
+    if not isinstance(ctxs, (list, tuple)):
+        raise ValueError(
+            f"Example {index} needs a list of passages in `ctxs`. "
+            f"Received: {type(ctxs).__name__}"
+        )
+    sentences = [
+        (position, sentence)
+        for position, ctx in enumerate(ctxs)
+        if passage_filter is None or passage_filter(ctx)
+        for sentence in _sentences(str(ctx.get("text", "")))
+    ]
+    rng.shuffle(sentences)
+    scramble = letter_scrambler(rng) if answers == "scrambled" else None
+    for position, sentence in sentences:
+        cloze = _cloze(sentence, rng, *spans, scramble)
+        if cloze is None:
+            continue
+        question, answer, rewritten = cloze
+        new_ctxs = list(ctxs)
+        ctx = ctxs[position]
+        new_ctxs[position] = dict(
+            ctx, text=ctx["text"].replace(sentence, rewritten, 1)
+        )
+        return dict(
+            example,
+            question=question,
+            answers=[answer],
+            target=answer,
+            ctxs=[new_ctxs[position]] if source_only else new_ctxs,
+            fact="cloze",
+            cloze=True,
+        )
+    return None
+
+
 def cloze_examples(
     examples,
     copies=1,
@@ -120,73 +194,23 @@ def cloze_examples(
     train = splits["train"] + cloze_examples(splits["train"], copies=2)
     ```
     """
-    for name, value, least in (
-        ("copies", copies, 0),
-        ("max_span_words", max_span_words, 1),
-        ("min_chars", min_chars, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(
-                f"`{name}` must be an int. Received: {name}={value!r}"
-            )
-        if value < least:
-            raise ValueError(
-                f"`{name}` must be at least {least}. Received: {name}={value}"
-            )
-    if not isinstance(blank, str) or not blank.strip():
-        raise ValueError(
-            f"`blank` must be a non-empty str. Received: blank={blank!r}"
-        )
-    if passage_filter is not None and not callable(passage_filter):
-        raise ValueError(
-            "`passage_filter` must be a callable taking a ctx dict, or None. "
-            f"Received: passage_filter={passage_filter!r}"
-        )
-    if answers not in ("copied", "scrambled"):
-        raise ValueError(
-            "`answers` must be 'copied' or 'scrambled'. "
-            f"Received: answers={answers!r}"
-        )
+    _check_arguments(
+        copies, max_span_words, min_chars, blank, passage_filter, answers
+    )
     rng = random.Random(f"cloze:{seed}")
+    spans = (max_span_words, min_chars, blank)
     result = []
     for _ in range(copies):
         for index, example in enumerate(examples):
-            ctxs = example.get("ctxs")
-            if not isinstance(ctxs, (list, tuple)):
-                raise ValueError(
-                    f"Example {index} needs a list of passages in `ctxs`. "
-                    f"Received: {type(ctxs).__name__}"
-                )
-            sentences = [
-                (position, sentence)
-                for position, ctx in enumerate(ctxs)
-                if passage_filter is None or passage_filter(ctx)
-                for sentence in _sentences(str(ctx.get("text", "")))
-            ]
-            rng.shuffle(sentences)
-            scramble = letter_scrambler(rng) if answers == "scrambled" else None
-            for position, sentence in sentences:
-                cloze = _cloze(
-                    sentence, rng, max_span_words, min_chars, blank, scramble
-                )
-                if cloze is None:
-                    continue
-                question, answer, rewritten = cloze
-                new_ctxs = list(ctxs)
-                ctx = ctxs[position]
-                new_ctxs[position] = dict(
-                    ctx, text=ctx["text"].replace(sentence, rewritten, 1)
-                )
-                result.append(
-                    dict(
-                        example,
-                        question=question,
-                        answers=[answer],
-                        target=answer,
-                        ctxs=[new_ctxs[position]] if source_only else new_ctxs,
-                        fact="cloze",
-                        cloze=True,
-                    )
-                )
-                break
+            cloze = _cloze_example(
+                example,
+                index,
+                rng,
+                spans,
+                passage_filter,
+                answers,
+                source_only,
+            )
+            if cloze is not None:
+                result.append(cloze)
     return result

@@ -90,36 +90,14 @@ def train_sentencepiece(
     """
     import sentencepiece
 
-    for name, value in (
-        ("vocab_size", vocab_size),
-        ("num_threads", num_threads),
-        ("max_sentence_length", max_sentence_length),
-    ):
-        check_positive_int(name, value)
-    if (
-        isinstance(extra_ids, bool)
-        or not isinstance(extra_ids, (int, np.integer))
-        or extra_ids < 0
-    ):
-        raise ValueError(
-            "`extra_ids` must be a non-negative int. "
-            f"Received: extra_ids={extra_ids!r}"
-        )
-    if isinstance(lines, str):
-        raise ValueError(
-            "`lines` must be an iterable of strings, not a single string. "
-            "Received: a str"
-        )
-    lines = list(_lines(lines))
-    if not lines:
-        raise ValueError(
-            "`lines` must hold at least one non-empty string. Received: none"
-        )
-    if not 0.0 < character_coverage <= 1.0:
-        raise ValueError(
-            "`character_coverage` must be in (0, 1]. "
-            f"Received: character_coverage={character_coverage!r}"
-        )
+    lines = _checked_inputs(
+        lines,
+        vocab_size,
+        num_threads,
+        max_sentence_length,
+        extra_ids,
+        character_coverage,
+    )
     model = io.BytesIO()
     options = dict(
         sentence_iterator=iter(lines),
@@ -153,6 +131,49 @@ def train_sentencepiece(
             "`hard_vocab_limit=False`."
         ) from None
     return _append_extra_ids(model.getvalue(), int(extra_ids))
+
+
+def _checked_inputs(
+    lines,
+    vocab_size,
+    num_threads,
+    max_sentence_length,
+    extra_ids,
+    character_coverage,
+):
+    """Checks the arguments of `train_sentencepiece`; returns the
+    non-empty lines as a list."""
+    for name, value in (
+        ("vocab_size", vocab_size),
+        ("num_threads", num_threads),
+        ("max_sentence_length", max_sentence_length),
+    ):
+        check_positive_int(name, value)
+    if (
+        isinstance(extra_ids, bool)
+        or not isinstance(extra_ids, (int, np.integer))
+        or extra_ids < 0
+    ):
+        raise ValueError(
+            "`extra_ids` must be a non-negative int. "
+            f"Received: extra_ids={extra_ids!r}"
+        )
+    if isinstance(lines, str):
+        raise ValueError(
+            "`lines` must be an iterable of strings, not a single string. "
+            "Received: a str"
+        )
+    lines = list(_lines(lines))
+    if not lines:
+        raise ValueError(
+            "`lines` must hold at least one non-empty string. Received: none"
+        )
+    if not 0.0 < character_coverage <= 1.0:
+        raise ValueError(
+            "`character_coverage` must be in (0, 1]. "
+            f"Received: character_coverage={character_coverage!r}"
+        )
+    return lines
 
 
 def _append_extra_ids(proto_bytes, extra_ids):

@@ -2,109 +2,11 @@
 
 import tensorflow as tf
 
+from keras_fido.data.noise_spans import check_objective
+from keras_fido.data.noise_spans import python_noise_counts
+from keras_fido.data.noise_spans import span_corruption_lengths
+from keras_fido.data.noise_spans import span_corruption_noise_mask
 from keras_fido.utils.checks import check_positive_int
-
-
-def _check_objective(noise_density, mean_noise_span_length):
-    if (
-        isinstance(noise_density, bool)
-        or not isinstance(noise_density, (int, float))
-        or not 0.0 < noise_density < 1.0
-    ):
-        raise ValueError(
-            "`noise_density` must be a float in (0, 1). "
-            f"Received: noise_density={noise_density!r}"
-        )
-    if (
-        isinstance(mean_noise_span_length, bool)
-        or not isinstance(mean_noise_span_length, (int, float))
-        or mean_noise_span_length < 1.0
-    ):
-        raise ValueError(
-            "`mean_noise_span_length` must be a number >= 1. "
-            f"Received: mean_noise_span_length={mean_noise_span_length!r}"
-        )
-
-
-def _noise_counts(length, noise_density, mean_noise_span_length):
-    """Noise tokens and noise spans for a sequence of `length >= 2` tokens.
-
-    The arithmetic is float32 with round-half-to-even in the graph; Python
-    callers (`span_corruption_lengths`) reproduce it with the same values.
-    """
-    num_noise = tf.cast(
-        tf.round(tf.cast(length, tf.float32) * noise_density), tf.int32
-    )
-    num_noise = tf.clip_by_value(num_noise, 1, length - 1)
-    num_spans = tf.cast(
-        tf.round(tf.cast(num_noise, tf.float32) / mean_noise_span_length),
-        tf.int32,
-    )
-    return num_noise, tf.maximum(num_spans, 1)
-
-
-def _random_segment_lengths(num_items, num_segments, seed):
-    """Lengths of `num_segments` non-empty runs summing to `num_items`.
-
-    Every split is equally likely: `num_segments - 1` of the
-    `num_items - 1` gaps between items are drawn as boundaries.
-    """
-    boundaries = tf.cast(tf.range(num_items - 1) < num_segments - 1, tf.int32)
-    boundaries = tf.random.experimental.stateless_shuffle(boundaries, seed)
-    segment_ids = tf.cumsum(tf.concat([[0], boundaries], axis=0))
-    return tf.math.unsorted_segment_sum(
-        tf.ones_like(segment_ids), segment_ids, num_segments
-    )
-
-
-def span_corruption_noise_mask(
-    length, seed, noise_density=0.15, mean_noise_span_length=3.0
-):
-    """Which of `length` tokens T5's span corruption masks out.
-
-    As T5 does: `round(length * noise_density)` tokens are noise (at least
-    1, at most `length - 1`), grouped into
-    `round(noise_tokens / mean_noise_span_length)` spans (at least 1).
-    Both the noise and the non-noise tokens are cut into that many
-    non-empty spans at random, and the spans alternate, non-noise first: a
-    sequence never starts with noise. A sequence of one token is never
-    masked, an empty one gives an empty mask.
-
-    Args:
-        length: int scalar (tensor or Python int). Number of tokens.
-        seed: int tensor of shape `[2]`, the stateless random seed. The
-            same seed gives the same mask.
-        noise_density: float. Fraction of tokens to mask. Defaults to
-            `0.15`.
-        mean_noise_span_length: float. Average tokens per masked span.
-            Defaults to `3.0`.
-
-    Returns:
-        A bool tensor `[length]`, True on noise tokens.
-
-    Examples:
-    ```python
-    mask = keras_fido.data.span_corruption_noise_mask(20, seed=[0, 1])
-    int(tf.reduce_sum(tf.cast(mask, "int32")))  # 3
-    ```
-    """
-    _check_objective(noise_density, mean_noise_span_length)
-    length = tf.convert_to_tensor(length, tf.int32)
-    padded_length = tf.maximum(length, 2)
-    num_noise, num_spans = _noise_counts(
-        padded_length, noise_density, mean_noise_span_length
-    )
-    noise_seed, kept_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 2)
-    )
-    noise_lengths = _random_segment_lengths(num_noise, num_spans, noise_seed)
-    kept_lengths = _random_segment_lengths(
-        padded_length - num_noise, num_spans, kept_seed
-    )
-    # [kept_0, noise_0, kept_1, noise_1, ...]: odd spans are noise.
-    span_lengths = tf.reshape(tf.stack([kept_lengths, noise_lengths], 1), [-1])
-    span_index = tf.repeat(tf.range(2 * num_spans), span_lengths)
-    return tf.equal(span_index % 2, 1)[:length]
 
 
 def _collapse_spans(token_ids, mask, first_sentinel_id):
@@ -196,63 +98,6 @@ def span_corruption(
     return inputs, targets
 
 
-def _python_noise_counts(length, noise_density, mean_noise_span_length):
-    """`_noise_counts` in Python, with the graph's float32 rounding."""
-    import numpy as np
-
-    num_noise = int(np.round(np.float32(length) * np.float32(noise_density)))
-    num_noise = min(max(num_noise, 1), length - 1)
-    num_spans = int(
-        np.round(np.float32(num_noise) / np.float32(mean_noise_span_length))
-    )
-    return num_noise, max(num_spans, 1)
-
-
-def span_corruption_lengths(
-    input_length, noise_density=0.15, mean_noise_span_length=3.0
-):
-    """Raw tokens per example so the corrupted inputs fill `input_length`.
-
-    Span corruption shortens a sequence: the inputs keep the non-noise
-    tokens plus one sentinel per span and an end token. As T5 does, this
-    finds the longest raw sequence whose inputs fit `input_length`, and the
-    length of its targets (noise tokens, one sentinel per span, an end
-    token). T5's 512-token inputs come from 568 raw tokens, with 114-token
-    targets.
-
-    Args:
-        input_length: int >= 3. Encoder length, end token included.
-        noise_density: float. Defaults to `0.15`.
-        mean_noise_span_length: float. Defaults to `3.0`.
-
-    Returns:
-        `(tokens_length, target_length)`, two Python ints.
-
-    Examples:
-    ```python
-    keras_fido.data.span_corruption_lengths(512)  # (568, 114)
-    ```
-    """
-    _check_objective(noise_density, mean_noise_span_length)
-    input_length = check_positive_int("input_length", input_length)
-    if input_length < 3:
-        raise ValueError(
-            "`input_length` must be at least 3 (a token, a sentinel and "
-            f"the end token). Received: input_length={input_length}"
-        )
-
-    def lengths(tokens):
-        noise, spans = _python_noise_counts(
-            tokens, noise_density, mean_noise_span_length
-        )
-        return tokens - noise + spans + 1, noise + spans + 1
-
-    tokens = 2
-    while lengths(tokens + 1)[0] <= input_length:
-        tokens += 1
-    return tokens, lengths(tokens)[1]
-
-
 def _text_strings(text_dataset, text_key):
     spec = text_dataset.element_spec
     if isinstance(spec, dict):
@@ -308,6 +153,68 @@ def _close_and_pad(ids, length, eos_id, pad_id):
     mask = tf.pad(tf.ones([size], tf.bool), [[0, length - size]])
     ids = tf.pad(ids, [[0, length - size]], constant_values=pad_id)
     return tf.ensure_shape(ids, [length]), tf.ensure_shape(mask, [length])
+
+
+def _checked_lengths(
+    input_length, target_length, noise_density, mean_noise_span_length
+):
+    """(raw tokens per example, target length, most spans per example)."""
+    check_objective(noise_density, mean_noise_span_length)
+    tokens_length, full_target_length = span_corruption_lengths(
+        input_length, noise_density, mean_noise_span_length
+    )
+    if target_length is None:
+        target_length = full_target_length
+    target_length = check_positive_int("target_length", target_length)
+    if target_length < 2:
+        raise ValueError(
+            "`target_length` must be at least 2 (a sentinel and the end "
+            f"token). Received: target_length={target_length}"
+        )
+    _, max_spans = python_noise_counts(
+        tokens_length, noise_density, mean_noise_span_length
+    )
+    return tokens_length, target_length, max_spans
+
+
+def _corrupter(
+    tokenizer, seed, first_sentinel_id, max_spans, objective, lengths
+):
+    """The `(index, ids) -> (x, y, sample_weight)` map of the pipeline."""
+    noise_density, mean_noise_span_length = objective
+    input_length, target_length = lengths
+    eos_id = tokenizer.end_token_id
+    pad_id = tokenizer.pad_token_id
+    start_id = tokenizer.start_token_id
+
+    @tf.autograph.experimental.do_not_convert
+    def corrupt(index, ids):
+        example_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        inputs, targets = span_corruption(
+            ids,
+            example_seed,
+            first_sentinel_id,
+            noise_density,
+            mean_noise_span_length,
+            num_sentinels=max_spans,
+        )
+        encoder_ids, encoder_mask = _close_and_pad(
+            inputs, input_length, eos_id, pad_id
+        )
+        target_ids, target_mask = _close_and_pad(
+            targets, target_length, eos_id, pad_id
+        )
+        decoder_ids = tf.concat([[start_id], target_ids[:-1]], axis=0)
+        decoder_mask = tf.concat([[True], target_mask[:-1]], axis=0)
+        x = {
+            "encoder_token_ids": encoder_ids[tf.newaxis],
+            "encoder_padding_mask": encoder_mask[tf.newaxis],
+            "decoder_token_ids": decoder_ids,
+            "decoder_padding_mask": decoder_mask,
+        }
+        return x, target_ids, target_mask
+
+    return corrupt
 
 
 def span_corruption_dataset(
@@ -393,18 +300,12 @@ def span_corruption_dataset(
     model.fit(train.repeat(), steps_per_epoch=10)
     ```
     """
-    _check_objective(noise_density, mean_noise_span_length)
-    tokens_length, full_target_length = span_corruption_lengths(
-        input_length, noise_density, mean_noise_span_length
+    tokens_length, target_length, max_spans = _checked_lengths(
+        input_length,
+        target_length,
+        noise_density,
+        mean_noise_span_length,
     )
-    if target_length is None:
-        target_length = full_target_length
-    target_length = check_positive_int("target_length", target_length)
-    if target_length < 2:
-        raise ValueError(
-            "`target_length` must be at least 2 (a sentinel and the end "
-            f"token). Received: target_length={target_length}"
-        )
     documents_per_pack = check_positive_int(
         "documents_per_pack", documents_per_pack
     )
@@ -412,13 +313,7 @@ def span_corruption_dataset(
         batch_size = check_positive_int("batch_size", batch_size)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
-    _, max_spans = _python_noise_counts(
-        tokens_length, noise_density, mean_noise_span_length
-    )
     first_sentinel_id = _sentinel_start(tokenizer, max_spans)
-    eos_id = tokenizer.end_token_id
-    pad_id = tokenizer.pad_token_id
-    start_id = tokenizer.start_token_id
 
     # No Python control flow on tensors below: skipping AutoGraph's
     # conversion (of the tokenizer too) saves seconds of tracing.
@@ -431,32 +326,14 @@ def span_corruption_dataset(
         starts = tf.range(0, tf.size(ids), tokens_length)
         return tf.RaggedTensor.from_row_starts(ids, starts)
 
-    @tf.autograph.experimental.do_not_convert
-    def corrupt(index, ids):
-        example_seed = tf.stack([tf.constant(seed, tf.int64), index])
-        inputs, targets = span_corruption(
-            ids,
-            example_seed,
-            first_sentinel_id,
-            noise_density,
-            mean_noise_span_length,
-            num_sentinels=max_spans,
-        )
-        encoder_ids, encoder_mask = _close_and_pad(
-            inputs, input_length, eos_id, pad_id
-        )
-        target_ids, target_mask = _close_and_pad(
-            targets, target_length, eos_id, pad_id
-        )
-        decoder_ids = tf.concat([[start_id], target_ids[:-1]], axis=0)
-        decoder_mask = tf.concat([[True], target_mask[:-1]], axis=0)
-        x = {
-            "encoder_token_ids": encoder_ids[tf.newaxis],
-            "encoder_padding_mask": encoder_mask[tf.newaxis],
-            "decoder_token_ids": decoder_ids,
-            "decoder_padding_mask": decoder_mask,
-        }
-        return x, target_ids, target_mask
+    corrupt = _corrupter(
+        tokenizer,
+        seed,
+        first_sentinel_id,
+        max_spans,
+        (noise_density, mean_noise_span_length),
+        (input_length, target_length),
+    )
 
     dataset = _text_strings(text_dataset, text_key)
     dataset = (

@@ -96,28 +96,7 @@ def export_onnx(
     require("onnx", "onnxruntime")
     from keras_fido.export import onnx_graphs
 
-    backbone = getattr(seq_2_seq_lm, "backbone", None)
-    if backbone is None:
-        raise ValueError(
-            "`seq_2_seq_lm` must be a `FiDOSeq2SeqLM`. Received: "
-            f"{type(seq_2_seq_lm).__name__}"
-        )
-    if getattr(backbone, "copy_attention", False):
-        raise ValueError(
-            "The ONNX graphs hold T5's vocabulary output only; a backbone "
-            "with `copy_attention=True` exports as a SavedModel "
-            "(`export_saved_model`). Received: copy_attention=True"
-        )
-    if quantize not in (None, "int8"):
-        raise ValueError(
-            "`quantize` must be None or 'int8'. "
-            f"Received: quantize={quantize!r}"
-        )
-    if not 0.0 <= float(agreement_threshold) <= 1.0:
-        raise ValueError(
-            "`agreement_threshold` must be a fraction in [0, 1]. Received: "
-            f"agreement_threshold={agreement_threshold!r}"
-        )
+    backbone = _checked_backbone(seq_2_seq_lm, quantize, agreement_threshold)
     preprocessor = getattr(seq_2_seq_lm, "preprocessor", None)
     manifest = _manifest(backbone, preprocessor, max_length)
     directory = _prepare(directory, overwrite)
@@ -144,12 +123,59 @@ def export_onnx(
             save_graph(model, os.path.join(directory, GRAPH_FILES[name]))
         _write_manifest(directory, manifest)
         return manifest
+    return _save_int8(
+        graphs,
+        directory,
+        manifest,
+        preprocessor is not None,
+        agreement_examples,
+        agreement_threshold,
+    )
+
+
+def _checked_backbone(seq_2_seq_lm, quantize, agreement_threshold):
+    """The reader's backbone, after checking what can be exported."""
+    backbone = getattr(seq_2_seq_lm, "backbone", None)
+    if backbone is None:
+        raise ValueError(
+            "`seq_2_seq_lm` must be a `FiDOSeq2SeqLM`. Received: "
+            f"{type(seq_2_seq_lm).__name__}"
+        )
+    if getattr(backbone, "copy_attention", False):
+        raise ValueError(
+            "The ONNX graphs hold T5's vocabulary output only; a backbone "
+            "with `copy_attention=True` exports as a SavedModel "
+            "(`export_saved_model`). Received: copy_attention=True"
+        )
+    if quantize not in (None, "int8"):
+        raise ValueError(
+            "`quantize` must be None or 'int8'. "
+            f"Received: quantize={quantize!r}"
+        )
+    if not 0.0 <= float(agreement_threshold) <= 1.0:
+        raise ValueError(
+            "`agreement_threshold` must be a fraction in [0, 1]. Received: "
+            f"agreement_threshold={agreement_threshold!r}"
+        )
+    return backbone
+
+
+def _save_int8(
+    graphs,
+    directory,
+    manifest,
+    with_tokenizer,
+    agreement_examples,
+    agreement_threshold,
+):
+    """Writes the graphs int8-quantized, with their agreement with the
+    float graphs (written to a temporary directory) in the manifest."""
     with tempfile.TemporaryDirectory() as float_dir:
         for name, model in graphs.items():
             save_graph(model, os.path.join(float_dir, GRAPH_FILES[name]))
-        del graphs
+        graphs.clear()  # The caller's dict too: frees the float graphs.
         _write_manifest(float_dir, manifest)
-        if preprocessor is not None:
+        if with_tokenizer:
             shutil.copy(os.path.join(directory, TOKENIZER_FILE), float_dir)
         for name, file in GRAPH_FILES.items():
             quantize_graph(
@@ -174,7 +200,7 @@ def export_onnx(
             "export, or check the agreement on the reader's own examples "
             "(`agreement_examples`).",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return manifest
 

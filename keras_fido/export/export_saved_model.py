@@ -102,6 +102,31 @@ def export_saved_model(
     )["answers"]
     ```
     """
+    preprocessor, max_length = _checked_settings(
+        seq_2_seq_lm, max_length, jit_compile
+    )
+    version_dir = _version_dir(export_dir, version, overwrite)
+    answer = _answer_function(
+        seq_2_seq_lm, preprocessor, max_length, jit_compile
+    )
+    serve_text = _serve_text(preprocessor, answer)
+    serve_tokens = _serve_tokens(answer)
+    # Each signature is traced once, here; the SavedModel root holds what
+    # they capture: the reader's variables and the SentencePiece model.
+    signatures = {
+        TEXT_SIGNATURE: serve_text.get_concrete_function(),
+        TOKEN_SIGNATURE: serve_tokens.get_concrete_function(),
+    }
+    _save(signatures, preprocessor, version_dir)
+    if verbose:
+        for name, fn in signatures.items():
+            print(f"{version_dir} signature {name!r}:")
+            print(fn.pretty_printed_signature())
+    return version_dir
+
+
+def _checked_settings(seq_2_seq_lm, max_length, jit_compile):
+    """(the export's own preprocessor, the checked `max_length`)."""
     if keras.config.backend() != "tensorflow":
         raise ValueError(
             "`export_saved_model` needs the TensorFlow backend "
@@ -114,7 +139,6 @@ def export_saved_model(
             "load it under TensorFlow in a subprocess."
         )
     preprocessor = _export_preprocessor(seq_2_seq_lm)
-    tokenizer = preprocessor.tokenizer
     if max_length is None:
         max_length = preprocessor.decoder_sequence_length
     max_length = check_positive_int("max_length", max_length)
@@ -128,7 +152,13 @@ def export_saved_model(
             "`jit_compile` must be a bool. "
             f"Received: jit_compile={jit_compile!r}"
         )
-    version_dir = _version_dir(export_dir, version, overwrite)
+    return preprocessor, max_length
+
+
+def _answer_function(seq_2_seq_lm, preprocessor, max_length, jit_compile):
+    """Passages in, the signatures' outputs out, around one concrete
+    decoding function."""
+    tokenizer = preprocessor.tokenizer
 
     # One concrete decoding function for both signatures: one function in
     # the SavedModel, and one XLA compilation per input shape at serving.
@@ -168,6 +198,12 @@ def export_saved_model(
             "scores": tf.reduce_sum(token_scores, axis=1),
         }
 
+    return answer
+
+
+def _serve_text(preprocessor, answer):
+    """The `serving_default` function: strings in."""
+
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string, name="question"),
@@ -182,6 +218,12 @@ def export_saved_model(
             {"question": question, "titles": titles, "texts": texts}
         )
         return answer(x["encoder_token_ids"], x["encoder_padding_mask"])
+
+    return serve_text
+
+
+def _serve_tokens(answer):
+    """The `serving_tokens` function: packed token ids in."""
 
     @tf.function(
         input_signature=[
@@ -203,12 +245,11 @@ def export_saved_model(
             ids, mask = tf.identity(ids), tf.identity(mask)
         return answer(ids, tf.not_equal(mask, 0))
 
-    # Each signature is traced once, here; the SavedModel root holds what
-    # they capture: the reader's variables and the SentencePiece model.
-    signatures = {
-        TEXT_SIGNATURE: serve_text.get_concrete_function(),
-        TOKEN_SIGNATURE: serve_tokens.get_concrete_function(),
-    }
+    return serve_tokens
+
+
+def _save(signatures, preprocessor, version_dir):
+    """Writes the SavedModel into `version_dir`, all at once."""
     root = tf.__internal__.tracking.AutoTrackable()
     root.model_variables = _captured_variables(signatures.values())
     root.tokenizer_resources = _resources(preprocessor)
@@ -224,11 +265,6 @@ def export_saved_model(
         replace_directory(staging_dir, version_dir)
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
-    if verbose:
-        for name, fn in signatures.items():
-            print(f"{version_dir} signature {name!r}:")
-            print(fn.pretty_printed_signature())
-    return version_dir
 
 
 def _export_preprocessor(seq_2_seq_lm):

@@ -100,13 +100,7 @@ def greedy_decode(
             cross_cache,
             encoder_token_ids,
         )
-        logits = tf.cast(logits[:, 0, :], "float32")
-        # The sampler's choice: argmax of the float32 softmax.
-        probabilities = keras.activations.softmax(logits)
-        next_token = tf.argmax(probabilities, axis=-1, output_type="int32")
-        score = tf.gather(
-            tf.nn.log_softmax(logits), next_token, axis=1, batch_dims=1
-        )
+        next_token, score = _greedy_choice(logits[:, 0, :])
         next_token = tf.where(done, pad_token_id, next_token)
         score = tf.where(done, 0.0, score)
         here = tf.equal(positions, index)
@@ -122,3 +116,15 @@ def greedy_decode(
         maximum_iterations=max_length - 1,
     )
     return {"token_ids": token_ids, "token_scores": token_scores}
+
+
+def _greedy_choice(logits):
+    """`[B, V]` logits -> the sampler's choice (argmax of the float32
+    softmax) and its log-probability, `[B]` each."""
+    logits = tf.cast(logits, "float32")
+    probabilities = keras.activations.softmax(logits)
+    next_token = tf.argmax(probabilities, axis=-1, output_type="int32")
+    score = tf.gather(
+        tf.nn.log_softmax(logits), next_token, axis=1, batch_dims=1
+    )
+    return next_token, score

@@ -5,15 +5,22 @@ import tensorflow as tf
 from keras import ops
 from keras_hub.models import Seq2SeqLM
 
-from keras_fido._compat import any_equal
 from keras_fido.models.fido_backbone import FiDOBackbone
-from keras_fido.models.fido_backbone import check_inputs
 from keras_fido.models.fido_backbone import check_preset_directory
 from keras_fido.models.fido_backbone import default_safe_mode
+from keras_fido.models.fido_decoding import build_decoding_cache
+from keras_fido.models.fido_decoding import decode_with_cache
+from keras_fido.models.fido_decoding import first_step_passage_scores
+from keras_fido.models.fido_decoding import generate_batch
+from keras_fido.models.fido_decoding import mask_padding_vocabulary
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.models.fido_seq_2_seq_lm_preprocessor import (
     FiDOSeq2SeqLMPreprocessor,
 )
+from keras_fido.models.input_checks import check_inputs
+from keras_fido.models.input_checks import is_example_list
+from keras_fido.models.input_checks import is_token_dict
+from keras_fido.models.input_checks import one_example_batch
 from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.checks import check_keyword_arguments
 
@@ -127,7 +134,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         preprocessed batch by batch as in keras-hub (there, use
         `preprocessor.truncation_report` to audit what is cut).
         """
-        if self.preprocessor is not None and _is_example_list(x):
+        if self.preprocessor is not None and is_example_list(x):
             if y is not None or kwargs.get("sample_weight") is not None:
                 raise ValueError(
                     "With FiD example dicts, labels come from each example's "
@@ -135,7 +142,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                     f"be None. Received: y of type {type(y).__name__}"
                 )
             x, y, kwargs["sample_weight"] = self.preprocessor(x)
-        if _is_token_dict(x):
+        if is_token_dict(x):
             check_inputs(x, self.backbone.vocabulary_size)
         if isinstance(x, tf.data.Dataset):
             # A dataset keeps its own order: Keras' default `shuffle=True`
@@ -145,19 +152,19 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`; token-id dicts are checked first."""
-        if _is_token_dict(x):
+        if is_token_dict(x):
             check_inputs(x, self.backbone.vocabulary_size)
         return super().predict(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate`; token-id dicts are checked first."""
-        if _is_token_dict(x):
+        if is_token_dict(x):
             check_inputs(x, self.backbone.vocabulary_size)
         return super().evaluate(x, *args, **kwargs)
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         # Token ids (preprocessed already, e.g. by `fit` above) pass through.
-        if _is_token_dict(x):
+        if is_token_dict(x):
             return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
         return super().preprocess_samples(x, y, sample_weight)
 
@@ -195,35 +202,19 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         Returns:
             `(logits [B, T, V], hidden_states [B, T, d], self_attention_cache)`.
         """
-        backbone = self.backbone
-        copy_head = backbone.copy_head
-        if copy_head is not None:
-            self_attention_cache, copy_state = self_attention_cache
-            cross_attention_cache, encoder_keys = cross_attention_cache
-        out = backbone.decoder.decode(
-            backbone.token_embedding(decoder_token_ids),
-            encoder_padding_mask=encoder_padding_mask,
-            self_attention_cache=self_attention_cache,
-            cross_attention_cache=cross_attention_cache,
-            cache_update_index=cache_update_index,
+        logits, hidden_states, self_attention_cache = decode_with_cache(
+            self.backbone,
+            decoder_token_ids,
+            encoder_padding_mask,
+            self_attention_cache,
+            cache_update_index,
+            cross_attention_cache,
+            encoder_token_ids,
         )
-        self_attention_cache = out.self_attention_cache
-        logits = backbone.vocabulary_logits(out.hidden_states)
-        if copy_head is not None:
-            logits, copy_state = copy_head.decode(
-                logits,
-                out.hidden_states,
-                encoder_keys,
-                encoder_padding_mask,
-                encoder_token_ids,
-                decoder_token_ids,
-                copy_state,
-            )
-            self_attention_cache = (self_attention_cache, copy_state)
         logits = mask_padding_vocabulary(
             logits, self.tokenizer_vocabulary_size()
         )
-        return logits, out.hidden_states, self_attention_cache
+        return logits, hidden_states, self_attention_cache
 
     def tokenizer_vocabulary_size(self):
         """The tokenizer's piece count, or `None` without a tokenizer
@@ -277,25 +268,12 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             encoder_sequence_output = self.encode(
                 encoder_token_ids, encoder_padding_mask
             )
-        decoder = self.backbone.decoder
-        cross_attention_cache = decoder.compute_cross_attention_cache(
-            encoder_sequence_output
+        return build_decoding_cache(
+            self.backbone,
+            encoder_sequence_output,
+            encoder_padding_mask,
+            max_length,
         )
-        batch_size = ops.shape(encoder_padding_mask)[0]
-        self_attention_cache = decoder.init_self_attention_cache(
-            batch_size, max_length
-        )
-        copy_head = self.backbone.copy_head
-        if copy_head is not None:
-            copy_state = ops.zeros(
-                ops.shape(encoder_sequence_output)[:2], "float32"
-            )
-            self_attention_cache = (self_attention_cache, copy_state)
-            cross_attention_cache = (
-                cross_attention_cache,
-                copy_head.encoder_keys(encoder_sequence_output),
-            )
-        return self_attention_cache, cross_attention_cache
 
     def generate_step(self, inputs, stop_token_ids=None):
         """Generates a batch; compiled by `make_generate_function`.
@@ -315,90 +293,19 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             dict with the generated `decoder_token_ids` and a
             `decoder_padding_mask` that ends after the stop token.
         """
-        encoder_token_ids = inputs.get("encoder_token_ids")
-        encoder_padding_mask = ops.cast(inputs["encoder_padding_mask"], "bool")
-        decoder_token_ids = inputs["decoder_token_ids"]
-        decoder_padding_mask = ops.cast(inputs["decoder_padding_mask"], "bool")
-        max_length = ops.shape(decoder_token_ids)[1]
-        self_attention_cache, cross_attention_cache = self.build_cache(
-            encoder_token_ids,
-            encoder_padding_mask,
-            max_length,
-            inputs.get("encoder_sequence_output"),
-        )
-
-        def next(prompt, self_cache, index):
-            # Feed the token at `index - 1`; the logits predict `index`.
-            # Prompt tokens are fed the same way (and kept by the sampler
-            # through `mask`), so no separate prefill pass is needed.
-            position = index - 1
-            token = ops.slice(prompt, [0, position], [ops.shape(prompt)[0], 1])
-            logits, hidden_states, self_cache = self.call_decoder_with_cache(
-                token,
-                encoder_padding_mask,
-                self_cache,
-                position,
-                cross_attention_cache,
-                encoder_token_ids,
-            )
-            return (
-                ops.squeeze(logits, axis=1),
-                ops.squeeze(hidden_states, axis=1),
-                self_cache,
-            )
-
-        # Only the self-attention cache goes through the sampler. The
-        # cross-attention K/V and the passage mask are the same for every
-        # hypothesis of a sample, so a beam sampler must neither copy them
-        # per beam nor reorder them at every step: the decoder attends with
-        # all of a sample's beams against its one copy.
-        decoder_token_ids = self.sampler(
-            next=next,
-            prompt=decoder_token_ids,
-            cache=self_attention_cache,
-            index=1,
-            mask=decoder_padding_mask,
-            stop_token_ids=stop_token_ids,
-            model=self,
-        )
-
-        if stop_token_ids is not None:
-            # Keep everything up to and including the first generated stop.
-            end_locations = ops.cast(
-                any_equal(
-                    decoder_token_ids,
-                    stop_token_ids,
-                    ops.logical_not(decoder_padding_mask),
-                ),
-                "int32",
-            )
-            overflow = ops.cumsum(end_locations, axis=-1) - end_locations
-            decoder_padding_mask = ops.logical_not(ops.cast(overflow, "bool"))
-        else:
-            decoder_padding_mask = ops.ones_like(decoder_token_ids, "bool")
-        return {
-            "decoder_token_ids": decoder_token_ids,
-            "decoder_padding_mask": decoder_padding_mask,
-        }
+        return generate_batch(self, inputs, stop_token_ids)
 
     # keras-hub's private hook, see `keras_fido._compat`.
     def _normalize_generate_inputs(self, inputs):
         # One FiD example (a dict whose "question" is a string) is a batch
         # of one whose answer comes back as a plain string.
-        if (
-            self.preprocessor is not None
-            and isinstance(inputs, dict)
-            and isinstance(inputs.get("question"), str)
-        ):
-            # Batch it here: the preprocessor would return it unbatched.
-            if "titles" in inputs or "texts" in inputs:
-                return [{k: [v] for k, v in inputs.items()}], True
-            # Checked as given, so errors name `x[...]`, not `x[0][...]`.
-            self.preprocessor._canonicalize(inputs, with_target=False)
-            return [[inputs]], True
+        preprocessor = self.preprocessor
+        if preprocessor is not None and isinstance(inputs, dict):
+            if is_example_list(inputs):  # A string "question".
+                return one_example_batch(preprocessor, inputs), True
         if isinstance(inputs, (list, tuple)) and self.preprocessor is not None:
             return [list(inputs)], False
-        if _is_token_dict(inputs) and "encoder_sequence_output" not in inputs:
+        if is_token_dict(inputs) and "encoder_sequence_output" not in inputs:
             # Checked here, on the host, once: not in the compiled loop.
             check_inputs(inputs, self.backbone.vocabulary_size)
         return super()._normalize_generate_inputs(inputs)
@@ -428,41 +335,19 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             `1 / (tokens per passage)` on average (to 1 with a copy head),
             so compare within a row.
         """
-        if self.preprocessor is not None and not _is_token_dict(inputs):
+        if self.preprocessor is not None and not is_token_dict(inputs):
             batches, _ = self._normalize_generate_inputs(inputs)
             inputs = self.preprocessor.generate_preprocess(batches[0])
         token_ids = ops.convert_to_tensor(inputs["encoder_token_ids"])
         padding_mask = ops.cast(
             ops.convert_to_tensor(inputs["encoder_padding_mask"]), "bool"
         )
-        batch, passages, length = ops.shape(token_ids)
-        start = ops.zeros((batch, 1), "int32")
-        backbone = self.backbone
         encoded = self.encode(token_ids, padding_mask)
-        out = backbone.decoder.decode(
-            backbone.token_embedding(start),
-            encoded,
-            encoder_padding_mask=padding_mask,
-        )
-        scores = out.attention_scores
-        if backbone.copy_head is not None:
-            # Where the reader would copy its first piece from.
-            head = backbone.copy_head
-            copy = head.pointer_attention(
-                out.hidden_states, head.encoder_keys(encoded), padding_mask
+        return ops.convert_to_numpy(
+            first_step_passage_scores(
+                self.backbone, token_ids, padding_mask, encoded
             )
-            copy = ops.reshape(copy, (batch, passages, length))
-            mask = ops.cast(padding_mask, copy.dtype)
-            return ops.convert_to_numpy(ops.sum(copy * mask, axis=-1))
-        # [B, kv, group, 1, S] per layer -> mean over layers and heads.
-        mean = ops.mean(
-            ops.stack([ops.mean(s, axis=(1, 2, 3)) for s in scores]), axis=0
         )
-        mean = ops.reshape(mean, (batch, passages, length))
-        mask = ops.cast(padding_mask, mean.dtype)
-        tokens = ops.sum(mask, axis=-1)
-        per_passage = ops.sum(mean * mask, axis=-1) / ops.maximum(tokens, 1.0)
-        return ops.convert_to_numpy(per_passage)
 
     # --- Presets ----------------------------------------------------------
 
@@ -492,29 +377,3 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs
             )
-
-
-def mask_padding_vocabulary(logits, size):
-    """`logits [..., V]` with the ids at or beyond `size` set to -1e9
-    (-inf in float16), so that no sampler picks them; unchanged when
-    `size` is `None` or `V`."""
-    vocabulary = ops.shape(logits)[-1]
-    if size is None or size >= vocabulary:
-        return logits
-    valid = ops.arange(vocabulary) < size
-    return ops.where(valid, logits, ops.cast(-1e9, logits.dtype))
-
-
-def _is_token_dict(inputs):
-    return isinstance(inputs, dict) and "encoder_token_ids" in inputs
-
-
-def _is_example_list(inputs):
-    """One FiD example dict or a Python list of them."""
-    if isinstance(inputs, dict):
-        return isinstance(inputs.get("question"), str)
-    return (
-        isinstance(inputs, (list, tuple))
-        and len(inputs) > 0
-        and all(isinstance(example, dict) for example in inputs)
-    )

@@ -1,4 +1,5 @@
-"""Checks of `FiDOBackbone`'s input dict, before any computation."""
+"""Checks of `FiDOBackbone`'s input dict, before any computation, and
+which kind of input a `FiDOSeq2SeqLM` was given."""
 
 from keras import ops
 
@@ -63,3 +64,29 @@ def check_inputs(inputs, vocabulary_size=None):
 
 def _static(shape):
     return all(isinstance(dim, int) for dim in shape)
+
+
+def is_token_dict(inputs):
+    """A dict of token ids (preprocessed already)."""
+    return isinstance(inputs, dict) and "encoder_token_ids" in inputs
+
+
+def is_example_list(inputs):
+    """One FiD example dict or a Python list of them."""
+    if isinstance(inputs, dict):
+        return isinstance(inputs.get("question"), str)
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(isinstance(example, dict) for example in inputs)
+    )
+
+
+def one_example_batch(preprocessor, example):
+    """One FiD example dict as the generate batches of a batch of one."""
+    # Batch it here: the preprocessor would return it unbatched.
+    if "titles" in example or "texts" in example:
+        return [{k: [v] for k, v in example.items()}]
+    # Checked as given, so errors name `x[...]`, not `x[0][...]`.
+    preprocessor._canonicalize(example, with_target=False)
+    return [[example]]

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_fido.models import FiDOBackbone
 from keras_fido.testing.model_checks import run_backbone_check
+from keras_fido.testing.model_checks import run_preset_check
 
 
 def fid_inputs(batch=1, passages=3, length=8, target=4, seed=0):
@@ -208,6 +209,10 @@ def test_config_keras_file_and_preset_round_trips_change_nothing(
 def test_keras_hub_backbone_from_preset_returns_a_fido_backbone(
     fid_tiny, tmp_path
 ):
-    fid_tiny.save_to_preset(str(tmp_path))
-    restored = keras_hub.models.Backbone.from_preset(str(tmp_path))
+    restored = run_preset_check(
+        fid_tiny,
+        fid_inputs(),
+        tmp_path,
+        loader=keras_hub.models.Backbone.from_preset,
+    )
     assert isinstance(restored, FiDOBackbone)

@@ -23,6 +23,8 @@ from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.testing.fido_models import TINY_FIDO_CONFIG
 from keras_fido.testing.fido_models import decoder_kwargs
 from keras_fido.testing.fido_models import tiny_backbone
+from keras_fido.testing.model_checks import assert_restored
+from keras_fido.testing.model_checks import run_preset_check
 from keras_fido.testing.t5_reference import random_fid_inputs
 
 PASSAGES = 3
@@ -292,37 +294,25 @@ def test_fit_lowers_the_loss_and_predict_gives_logits(fit_reader, tokenizer):
 # --- Saving and loading ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def preset_dir(reader, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("fido_preset"))
-    reader.save_to_preset(path)
-    return path
-
-
-def assert_same_reader(loaded, reader):
-    assert type(loaded) is FiDOSeq2SeqLM
-    assert isinstance(loaded.preprocessor, FiDOSeq2SeqLMPreprocessor)
-    assert isinstance(loaded.preprocessor.tokenizer, FiDOTokenizer)
-    assert loaded.backbone.get_config() == reader.backbone.get_config()
-    assert loaded.preprocessor.get_config() == reader.preprocessor.get_config()
-    for restored, original in zip(loaded.get_weights(), reader.get_weights()):
-        np.testing.assert_array_equal(restored, original)
+def answered_batch(reader):
     batch = [EXAMPLE, OTHER_EXAMPLE]
-    expected = reader.generate(batch)
-    assert any(expected), "an all-empty answer would prove nothing"
-    assert loaded.generate(batch) == expected
+    assert any(reader.generate(batch)), (
+        "an all-empty answer would prove nothing"
+    )
+    return batch
 
 
-def test_keras_hub_seq2seqlm_from_preset_restores_the_reader(
-    reader, preset_dir
-):
-    assert_same_reader(
-        keras_hub.models.Seq2SeqLM.from_preset(preset_dir), reader
+def test_keras_hub_seq2seqlm_from_preset_restores_the_reader(reader, tmp_path):
+    run_preset_check(
+        reader,
+        answered_batch(reader),
+        tmp_path,
+        loader=keras_hub.models.Seq2SeqLM.from_preset,
     )
 
 
-def test_fido_from_preset_restores_the_reader(reader, preset_dir):
-    assert_same_reader(FiDOSeq2SeqLM.from_preset(preset_dir), reader)
+def test_fido_from_preset_restores_the_reader(reader, tmp_path):
+    run_preset_check(reader, answered_batch(reader), tmp_path)
 
 
 def test_keras_file_round_trip_restores_the_reader(reader, tmp_path):
@@ -332,7 +322,7 @@ def test_keras_file_round_trip_restores_the_reader(reader, tmp_path):
         # Keras notes that `compile()` is not restored; it defaults again.
         warnings.simplefilter("ignore", UserWarning)
         loaded = keras.saving.load_model(path)
-    assert_same_reader(loaded, reader)
+    assert_restored(loaded, reader, answered_batch(reader))
 
 
 # --- Passage scores ----------------------------------------------------------
