@@ -392,7 +392,7 @@ class FiDOBackbone(Backbone):
         if isinstance(preset, str) and preset in backbone_presets:
             config = {**backbone_presets[preset]["config"], **kwargs}
             return cls(**config)
-        check_preset_directory(preset, load_weights)
+        check_preset_directory(preset, load_weights, FiDOBackbone)
         with default_safe_mode():
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs

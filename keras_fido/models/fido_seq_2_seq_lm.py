@@ -372,7 +372,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             preprocessor = kwargs.pop("preprocessor", None)
             backbone = FiDOBackbone.from_preset(preset, **kwargs)
             return cls(backbone=backbone, preprocessor=preprocessor)
-        check_preset_directory(preset, load_weights)
+        check_preset_directory(preset, load_weights, FiDOBackbone)
         with default_safe_mode():
             return super().from_preset(
                 preset, load_weights=load_weights, **kwargs

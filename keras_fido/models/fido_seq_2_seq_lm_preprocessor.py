@@ -374,7 +374,7 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
     def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
         """As keras-hub's `from_preset`, in Keras safe mode, once the
         preset's config names registered keras_fido classes."""
-        check_component_preset(preset, config_file, cls)
+        check_component_preset(preset, config_file, cls, FiDOTokenizer)
         with default_safe_mode():
             return super().from_preset(preset, config_file, **kwargs)
 

@@ -28,7 +28,7 @@ def default_safe_mode():
     return SafeModeScope(None)
 
 
-def check_preset_directory(preset, load_weights):
+def check_preset_directory(preset, load_weights, backbone_cls):
     """Raises a clear error for a preset that is neither a name nor a
     complete, safe preset, local or remote.
 
@@ -37,10 +37,11 @@ def check_preset_directory(preset, load_weights):
     cached where keras-hub caches), then checked as a directory is.
 
     Before anything in the preset is deserialized: its `config.json`
-    must name a registered `FiDOBackbone` class (not a function, a lambda
-    or another class, which keras-hub would otherwise build as the
-    backbone of a task), and with `load_weights` its `model.weights.h5`
-    must be a readable HDF5 file (`check_weights_file`; never unpickled).
+    must name a registered `backbone_cls` (`FiDOBackbone`): not a
+    function, a lambda or another class, which keras-hub would otherwise
+    build as the backbone of a task. With `load_weights` its
+    `model.weights.h5` must be a readable HDF5 file
+    (`check_weights_file`; never unpickled).
     """
     if not isinstance(preset, (str, os.PathLike)):
         raise ValueError(
@@ -53,7 +54,7 @@ def check_preset_directory(preset, load_weights):
         paths = _fetch_preset_files(preset, required)
     else:
         paths = _local_preset_files(preset, required)
-    check_preset_config(paths["config.json"])
+    check_preset_config(paths["config.json"], backbone_cls)
     if load_weights:
         check_weights_file(paths["model.weights.h5"])
 
@@ -89,42 +90,18 @@ def _fetch_preset_files(preset, required):
     return paths
 
 
-def check_preset_config(config_path):
+def check_preset_config(config_path, backbone_cls):
     """Raises a `ValueError` unless the JSON file `config_path` describes
-    a registered `FiDOBackbone` subclass."""
-    config = _read_json(config_path)
-    name = config.get("registered_name") if isinstance(config, dict) else None
-    backbone_cls = (
-        keras.saving.get_registered_object(name)
-        if isinstance(name, str)
-        else None
-    )
-    # Imported here: the backbone's module imports this one.
-    from keras_fido.models.fido_backbone import FiDOBackbone
-
-    if not (
-        isinstance(backbone_cls, type)
-        and issubclass(backbone_cls, FiDOBackbone)
-    ):
-        described = (
-            {
-                k: config.get(k)
-                for k in ("module", "class_name", "registered_name")
-            }
-            if isinstance(config, dict)
-            else type(config).__name__
-        )
-        raise ValueError(
-            f"{config_path!r} must describe a registered `FiDOBackbone` "
-            "(`registered_name` 'keras_fido>FiDOBackbone'); nothing else is "
-            f"loaded from a preset. Received: {described}"
-        )
+    a registered subclass of `backbone_cls`."""
+    _check_registered(config_path, _read_json(config_path), backbone_cls)
 
 
-def check_component_preset(preset, config_file, expected_cls):
+def check_component_preset(
+    preset, config_file, expected_cls, tokenizer_cls=None
+):
     """Raises unless a preset's `config_file` (`tokenizer.json`,
     `preprocessor.json`) names a registered subclass of `expected_cls`,
-    and the tokenizer it nests, if any, a registered `FiDOTokenizer`.
+    and the tokenizer it nests, if any, one of `tokenizer_cls`.
 
     Local directories and remote handles alike (a handle is resolved by
     keras-hub's own download first); a built-in preset name is left to
@@ -151,11 +128,8 @@ def check_component_preset(preset, config_file, expected_cls):
     config = _json_object(path)
     _check_registered(path, config, expected_cls)
     tokenizer = config.get("config", {}).get("tokenizer")
-    if tokenizer is not None:
-        # Imported here: the tokenizer's module imports the backbone's.
-        from keras_fido.models.fido_tokenizer import FiDOTokenizer
-
-        _check_registered(f"{path} (its tokenizer)", tokenizer, FiDOTokenizer)
+    if tokenizer is not None and tokenizer_cls is not None:
+        _check_registered(f"{path} (its tokenizer)", tokenizer, tokenizer_cls)
 
 
 def _read_json(path):
