@@ -35,9 +35,12 @@ On several hosts, run the same command on each, adding who it is:
     # TensorFlow: TF_CONFIG names the workers (MultiWorkerMirroredStrategy)
     TF_CONFIG=... python recipes/finetune_qa.py ... --distribution data
 
-Each process reads its own part of `--train`; process 0 (the chief)
-writes the backups, the best weights and the preset into `--output`,
-which every process must reach (a shared filesystem).
+Each process reads its own part of `--train`, in an order set by
+`--seed` and the epoch (a resumed epoch reads what an uninterrupted run
+does); process 0 (the chief) writes the run config, the backups, the
+best weights and the preset into `--output`, which every process must
+reach (a shared filesystem). Processes started with different flags end
+with one line naming the flag. See docs/distribution.md.
 """
 
 # ruff: noqa: E402 (TensorFlow's logging is set before it loads)
@@ -64,13 +67,15 @@ from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import fine_tuning_optimizer
-from keras_fido.training import processes
 from keras_fido.training import with_copy_head
 from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
-from keras_fido.training.distribution import DISTRIBUTIONS
-from keras_fido.training.distribution import distribution_context
 from keras_fido.training.input_shards import shard_batch_size
 from keras_fido.training.input_shards import shard_examples
+from keras_fido.training.input_shards import shuffle_by_epoch
+from keras_fido.training.job import add_engine_flags
+from keras_fido.training.job import check_job_settings
+from keras_fido.training.job import start_engine
+from keras_fido.training.processes import written_by_chief
 from keras_fido.training.run_config import check_run_config
 from keras_fido.training.run_config import run_config
 
@@ -126,82 +131,9 @@ def parse_args(argv=None):
         "preset directory without it keeps all its weights",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--distribution",
-        choices=DISTRIBUTIONS,
-        default="none",
-        help="none: one device; data: data parallel (JAX DataParallel, "
-        "TensorFlow MirroredStrategy or TPUStrategy); model: weights "
-        "sharded over --model-parallel devices (JAX ModelParallel)",
-    )
-    p.add_argument(
-        "--model-parallel",
-        type=int,
-        default=1,
-        metavar="N",
-        help="devices each weight is sharded over (--distribution model)",
-    )
-    p.add_argument(
-        "--tpu",
-        default=None,
-        metavar="ADDRESS",
-        help="Cloud TPU name or grpc:// address (TensorFlow, "
-        "--distribution data)",
-    )
+    add_engine_flags(p)
     add_verbose_flag(p)
-    add_process_flags(p)
     return p.parse_args(argv)
-
-
-def add_process_flags(p):
-    """Flags of a job of several processes (JAX; TensorFlow: TF_CONFIG)."""
-    p.add_argument(
-        "--num-processes",
-        type=int,
-        default=None,
-        help="processes in the job (default: "
-        f"{processes.NUM_PROCESSES}, or TF_CONFIG on TensorFlow)",
-    )
-    p.add_argument(
-        "--process-id",
-        type=int,
-        default=None,
-        help=f"this process, from 0 (default: {processes.PROCESS_ID})",
-    )
-    p.add_argument(
-        "--coordinator",
-        default=None,
-        metavar="HOST:PORT",
-        help=f"process 0's address (JAX; default: {processes.ADDRESSES})",
-    )
-    p.add_argument(
-        "--connect-timeout",
-        type=int,
-        default=300,
-        metavar="SECONDS",
-        help="how long to wait for the other processes",
-    )
-
-
-def start_engine(args):
-    """Connects the job's processes, then makes the engine; one line
-    naming the flag on any bad setting. Call before building anything."""
-    try:
-        group = processes.process_group(
-            args.num_processes, args.process_id, args.coordinator
-        )
-        processes.initialize(group, args.connect_timeout)
-        context = distribution_context(
-            args.distribution,
-            tpu=args.tpu,
-            model_parallel=args.model_parallel,
-            batch_size=args.batch_size,
-            group=group,
-            timeout=args.connect_timeout,
-        )
-    except ValueError as error:
-        raise SystemExit(str(error)) from None
-    return group, context
 
 
 def training_text(path, limit=20000):
@@ -268,9 +200,11 @@ def main(argv=None):
     os.makedirs(args.output, exist_ok=True)
     # Variables are created, and fit() runs, where the engine places them.
     with context as engine:
+        # Before anything is built: a worker with other flags would hang.
+        check_job_settings(args, group, engine)
         reader = build_reader(args)
         try:
-            check_run_config(args.output, run_config(reader))
+            check_run_config(args.output, run_config(reader), chief)
         except ValueError as e:
             raise SystemExit(str(e)) from None
         train(reader, args, engine, chief)
@@ -287,11 +221,14 @@ def train(reader, args, engine=None, chief=True):
         batch_size = shard_batch_size(engine, args.batch_size)
     except ValueError as error:
         raise SystemExit(str(error)) from None
-    dataset = (
-        shard_examples(examples, engine)  # this process's part
-        .shuffle(4096, seed=args.seed)
-        # A distributed batch must split evenly over the replicas.
-        .ragged_batch(batch_size, drop_remainder=args.distribution != "none")
+    # This process's part, in an order set by (--seed, epoch), so that a
+    # resumed epoch reads what an uninterrupted run would.
+    shuffled, epoch_callback = shuffle_by_epoch(
+        shard_examples(examples, engine), 4096, args.seed
+    )
+    # A distributed batch must split evenly over the replicas.
+    dataset = shuffled.ragged_batch(
+        batch_size, drop_remainder=args.distribution != "none"
     )
     validation = list(
         itertools.islice(
@@ -302,23 +239,25 @@ def train(reader, args, engine=None, chief=True):
     reader.compile(
         optimizer=fine_tuning_optimizer(args.learning_rate), sampler="greedy"
     )
+    # Every process saves and loads (saving takes part in collectives);
+    # the chief's files are kept, the others' are scratch copies.
     best = os.path.join(args.output, "best.weights.h5")
-    callbacks = [
-        GenerationEvaluationCallback(
-            validation,
-            batch_size=args.batch_size,
-            checkpoint_path=best if chief else None,
-        ),
-        ChiefBackupAndRestore(os.path.join(args.output, "backup"), chief),
-    ]
-    reader.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=1)
-    if not chief:
-        return  # the chief writes the preset, from the same weights
-    if os.path.exists(best):
-        reader.load_weights(best)
+    with written_by_chief(best, chief) as own_best:
+        callbacks = [
+            epoch_callback,
+            GenerationEvaluationCallback(
+                validation, batch_size=args.batch_size, checkpoint_path=own_best
+            ),
+            ChiefBackupAndRestore(os.path.join(args.output, "backup"), chief),
+        ]
+        reader.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=1)
+        if os.path.exists(own_best):
+            reader.load_weights(own_best)
     preset = os.path.join(args.output, "preset")
-    reader.save_to_preset(preset)
-    print(f"saved the best reader to {preset}")
+    with written_by_chief(preset, chief) as own_preset:
+        reader.save_to_preset(own_preset)
+    if chief:
+        print(f"saved the best reader to {preset}")
 
 
 if __name__ == "__main__":

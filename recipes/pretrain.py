@@ -26,6 +26,14 @@ than from its start. `<output>/run_config.json` records the architecture
 and vocabulary; a run that does not match them is refused. The model ends
 in `<output>/preset` (`FiDOSeq2SeqLM.from_preset`, or `--preset` of
 `recipes/finetune_qa.py`).
+
+Distributed and multi-host training take the flags of
+`recipes/finetune_qa.py` (`keras_fido.training.job`): `--distribution
+data` or `model` (`--model-parallel N`), and on several hosts
+`--coordinator host0:1234 --num-processes N --process-id I` (JAX) or
+`TF_CONFIG` (TensorFlow). Each process reads its own part of the
+documents, `--batch-size` stays the global batch, and process 0 writes
+`<output>`, which every process must reach. See docs/distribution.md.
 """
 
 # ruff: noqa: E402 (TensorFlow's logging is set before it loads)
@@ -48,6 +56,9 @@ from keras_fido.models import FiDOSeq2SeqLM
 from keras_fido.models import FiDOSeq2SeqLMPreprocessor
 from keras_fido.models import FiDOTokenizer
 from keras_fido.models.fido_presets import backbone_presets
+from keras_fido.training.job import add_engine_flags
+from keras_fido.training.job import check_job_settings
+from keras_fido.training.job import start_engine
 from keras_fido.training.pretraining_documents import c4_builder
 from keras_fido.training.pretraining_documents import how_to_prepare_c4
 from keras_fido.training.pretraining_documents import text_documents
@@ -132,6 +143,7 @@ def parse_args(argv=None):
         "checkpoint), to continue later, e.g. under a time limit",
     )
     p.add_argument("--seed", type=int, default=0)
+    add_engine_flags(p)
     add_verbose_flag(p)
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "input_length", "save_every"):
@@ -181,8 +193,9 @@ def tokenizer_text(source, args):
 # --- Model ---------------------------------------------------------------
 
 
-def load_tokenizer(args, source):
-    """The vocabulary of a named preset, with T5's sentinels."""
+def load_tokenizer(args, source, chief=True):
+    """The vocabulary of a named preset, with T5's sentinels (a trained
+    one is kept in `--output` by the chief)."""
     saved = os.path.join(args.output, "vocabulary.spm")
     if args.tokenizer:
         from keras_fido.convert import tokenizer_from_spiece
@@ -198,8 +211,9 @@ def load_tokenizer(args, source):
             vocab_size=args.train_tokenizer,
             extra_ids=args.extra_ids,
         )
-        with open(saved, "wb") as file:
-            file.write(proto)
+        if chief:
+            with open(saved, "wb") as file:
+                file.write(proto)
         return FiDOTokenizer(proto=proto)
     raise SystemExit(
         "A named preset has no vocabulary: pass --tokenizer FILE or "
@@ -207,7 +221,7 @@ def load_tokenizer(args, source):
     )
 
 
-def build_model(args, source):
+def build_model(args, source, chief=True):
     if os.path.isdir(args.preset):
         try:
             model = FiDOSeq2SeqLM.from_preset(args.preset)
@@ -224,7 +238,7 @@ def build_model(args, source):
             f"--preset {args.preset!r} is neither a directory nor one of "
             f"{sorted(backbone_presets)}"
         )
-    tokenizer = load_tokenizer(args, source)
+    tokenizer = load_tokenizer(args, source, chief)
     return FiDOSeq2SeqLM.from_preset(
         args.preset,
         preprocessor=FiDOSeq2SeqLMPreprocessor(tokenizer),
@@ -235,13 +249,25 @@ def build_model(args, source):
 def main(argv=None):
     """Runs the recipe; returns a summary dict (steps, last loss, preset)."""
     args = parse_args(argv)
+    group, context = start_engine(args)
     keras.utils.set_random_seed(args.seed)
+    chief = group is None or group.chief
     os.makedirs(args.output, exist_ok=True)
     source = document_source(args)
-    model = build_model(args, source)
+    # Variables are created, and fit() runs, where the engine places them.
+    with context as engine:
+        # Before anything is built: a worker with other flags would hang.
+        check_job_settings(args, group, engine)
+        model = build_model(args, source, chief)
+        return train(model, source, args, engine, chief)
+
+
+def train(model, source, args, engine=None, chief=True):
     try:
         # Also checked by pretrain_span_corruption; here to exit cleanly.
-        check_run_config(args.output, run_config(model, preprocessing=False))
+        check_run_config(
+            args.output, run_config(model, preprocessing=False), chief
+        )
     except ValueError as e:
         raise SystemExit(str(e)) from None
     summary = pretrain_span_corruption(
@@ -256,8 +282,10 @@ def main(argv=None):
         stop_after=args.stop_after,
         seed=args.seed,
         paragraphs=args.paragraphs,
+        engine=engine,
+        chief=chief,
     )
-    if summary["preset"] is None:
+    if summary["preset"] is None and chief:
         print("Run the same command again to continue.")
     return summary
 

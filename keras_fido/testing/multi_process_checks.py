@@ -5,19 +5,25 @@ Each process of a job runs
     KERAS_DISTRIBUTION_JOB_ADDRESSES=127.0.0.1:PORT \\
     KERAS_DISTRIBUTION_NUM_PROCESSES=2 KERAS_DISTRIBUTION_PROCESS_ID=I \\
     XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \\
-        python -m keras_fido.testing.multi_process_checks OUT step
+        python -m keras_fido.testing.multi_process_checks OUT step [train]
 
 (TensorFlow: `TF_CONFIG` instead of the `KERAS_DISTRIBUTION_*`
 variables.) The processes meet with `keras_fido.training.processes`, train
 under `distribution_context` and read their shard of the examples with
-`keras_fido.training.input_shards`, as the recipes do.
+`keras_fido.training.input_shards`, as the recipes do; the modes named
+run in turn. Before building anything distributed, the processes compare
+their architecture (`processes.check_same_settings`); `DECODER_LAYERS=3`
+on one process makes every process end with one line naming
+`backbone decoder_num_layers`.
 
 - `step`: one SGD step of `fit` on one device alone, then from the same
   weights across the processes (`data`, and on JAX `model` with the
   model axis within each process). The chief writes
   `OUT/<name>.npz` (weights after the step) and `OUT/figures.json`.
+- `reference`: `train` on one device, by the chief alone, uninterrupted;
+  it writes `OUT/reference.npz` and `OUT/reference.json`.
 - `train`: `EPOCHS` epochs of `STEPS` steps with
-  `ChiefBackupAndRestore` in `OUT/backup`; the chief writes
+  `ChiefBackupAndRestore` in `OUT/backup_final`; the chief writes
   `OUT/final.npz` and `OUT/final.json` (steps counted). With
   `KILL_AT=EPOCH,STEP`, process 1 kills itself (SIGKILL) before that step
   unless `OUT/killed` exists, which it creates first: the same command
@@ -33,9 +39,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
 from keras_fido.testing.distribution_checks import BATCH_SIZE
 from keras_fido.testing.distribution_checks import tiny_batch
-from keras_fido.testing.distribution_checks import tiny_reader
+from keras_fido.testing.fido_models import tiny_backbone
 from keras_fido.training import processes
 from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
 from keras_fido.training.distribution import distribution_context
@@ -60,8 +67,30 @@ def batches(engine, steps=1):
     return dataset.batch(shard_batch_size(engine, BATCH_SIZE))
 
 
+def architecture():
+    """The tiny reader's backbone settings (`distribution_checks`'
+    `tiny_reader`); `DECODER_LAYERS` changes one, to start a worker with
+    another architecture."""
+    return dict(
+        vocabulary_size=128,
+        encoder_num_layers=1,
+        decoder_num_layers=int(os.environ.get("DECODER_LAYERS", 2)),
+        encoder_num_heads=4,
+    )
+
+
+def check_architecture(group, engine):
+    """Every process builds the same architecture, or all end in one line
+    naming the setting (as the recipes check their flags)."""
+    settings = {f"backbone {k}": v for k, v in architecture().items()}
+    try:
+        processes.check_same_settings(settings, group, engine)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def compiled_reader(initial_weights=None):
-    reader = tiny_reader()
+    reader = FiDOSeq2SeqLM(tiny_backbone("fido", **architecture()), None)
     if initial_weights is not None:
         reader.set_weights(initial_weights)
     reader.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
@@ -105,6 +134,8 @@ def run_step(output_dir, group):
     weights = {"single": numpy_weights(single)}
     for name, context in contexts.items():
         with context as engine:
+            if name == "data":
+                check_architecture(group, engine)
             reader = compiled_reader(initial)
             history = reader.fit(batches(engine), verbose=0)
         weights[name] = numpy_weights(reader)
@@ -138,17 +169,18 @@ class KillOnce(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_train(output_dir, group):
+def run_train(output_dir, group, name="final"):
     keras.utils.set_random_seed(0)
     context = distribution_context(
         "data" if group else "none", batch_size=BATCH_SIZE, group=group
     )
     chief = group is None or group.chief
     with context as engine:
+        check_architecture(group, engine)
         reader = compiled_reader()
         callbacks = [
             ChiefBackupAndRestore(
-                os.path.join(output_dir, "backup"), chief=chief
+                os.path.join(output_dir, f"backup_{name}"), chief=chief
             )
         ]
         kill_at = os.environ.get("KILL_AT")
@@ -164,25 +196,31 @@ def run_train(output_dir, group):
         )
         weights = numpy_weights(reader)
     if chief:
-        np.savez(os.path.join(output_dir, "final.npz"), **weights)
+        np.savez(os.path.join(output_dir, f"{name}.npz"), **weights)
         steps = int(keras.ops.convert_to_numpy(reader.optimizer.iterations))
-        with open(os.path.join(output_dir, "final.json"), "w") as f:
+        with open(os.path.join(output_dir, f"{name}.json"), "w") as f:
             json.dump({"steps": steps}, f)
+
+
+def run_reference(output_dir, group):
+    """`train` uninterrupted on one device, by the chief alone (the other
+    processes go on, and wait for it at their next collective)."""
+    if group is None or group.chief:
+        run_train(output_dir, None, name="reference")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[1] not in ("step", "train"):
+    modes = {"step": run_step, "reference": run_reference, "train": run_train}
+    if len(argv) < 2 or not set(argv[1:]) <= set(modes):
         raise SystemExit(
             "usage: python -m keras_fido.testing.multi_process_checks "
-            "OUTPUT_DIR {step,train}"
+            "OUTPUT_DIR {step,reference,train}..."
         )
     group = processes.process_group()
     processes.initialize(group, timeout=int(os.environ.get("TIMEOUT", 60)))
-    if argv[1] == "step":
-        run_step(argv[0], group)
-    else:
-        run_train(argv[0], group)
+    for mode in argv[1:]:
+        modes[mode](argv[0], group)
 
 
 if __name__ == "__main__":

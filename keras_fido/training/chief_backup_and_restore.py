@@ -1,6 +1,7 @@
 """Training backups written by one process and read by all."""
 
 from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+from keras_fido.training.processes import written_by_chief
 
 
 class ChiefBackupAndRestore(AtomicBackupAndRestore):
@@ -8,9 +9,12 @@ class ChiefBackupAndRestore(AtomicBackupAndRestore):
 
     Every process restores from `backup_dir` when training starts, so a
     job restarted with the same command resumes after its last finished
-    epoch on every process. Only the chief writes (and, at the end,
-    deletes) the backup: the weights are the same on every process, and
-    two processes writing one shared directory would race.
+    epoch on every process. Only the chief's backup is kept (and, at the
+    end, deleted): the weights are the same on every process, and two
+    processes writing one shared directory would race. The other
+    processes still run the same save, into a scratch directory that they
+    delete: saving takes part in the processes' collectives
+    (`processes.written_by_chief`).
 
     Args:
         backup_dir: str. A directory every process reads (a shared
@@ -28,3 +32,6 @@ class ChiefBackupAndRestore(AtomicBackupAndRestore):
     def _save_model(self):
         if self.chief:
             super()._save_model()
+            return
+        with written_by_chief(self._weights_path, chief=False) as scratch:
+            self.model.save_weights(filepath=scratch, overwrite=True)

@@ -9,6 +9,7 @@ device, so torch has no engine here.
 """
 
 import contextlib
+import functools
 
 import keras
 
@@ -200,8 +201,6 @@ def _check_replicas_fit_processes(model_parallel):
 
 
 def _multi_worker_strategy(distribution, tpu, group, timeout):
-    import tensorflow as tf
-
     if tpu is not None:
         raise ValueError(
             f"--tpu {tpu!r} and a TF_CONFIG of {group.num_processes} "
@@ -212,7 +211,49 @@ def _multi_worker_strategy(distribution, tpu, group, timeout):
         _tensorflow_strategy(distribution, tpu)  # raises the flag's error
     # The strategy waits for every TF_CONFIG worker, with no limit.
     with deadline(timeout, "TF_CONFIG", group):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _nested_reduce_strategy()()
+
+
+@functools.cache
+def _nested_reduce_strategy():
+    """`MultiWorkerMirroredStrategy` whose `reduce` takes what Keras'
+    TensorFlow trainer gives it, as `MirroredStrategy`'s does.
+
+    Keras 3 calls the multi-worker strategy's `reduce` twice in ways it
+    refuses (single-worker `MirroredStrategy` accepts both):
+
+    - `fit` reduces the first distributed batch, a tuple of dicts, in one
+      call, to build the model symbolically; the multi-worker strategy
+      hands the whole structure to one collective ("Attempt to convert a
+      value ({'encoder_token_ids': PerReplica...}) to a Tensor").
+      Reduced here tensor by tensor, as `MirroredStrategy` does.
+    - Every step's logs (the loss, the metrics: one scalar per replica)
+      are reduced with `axis=0`, which a scalar does not have ("Invalid
+      reduction dimension 0 for input with 0 dimensions"). A scalar is
+      reduced over the replicas alone (`axis=None`): the mean over
+      replicas that Keras asks for.
+
+    Every worker runs the same reductions in the same order, so the
+    collectives still match.
+    """
+    import tensorflow as tf
+
+    base = tf.distribute.MultiWorkerMirroredStrategy
+
+    class MultiWorkerMirroredStrategy(base):
+        def reduce(self, reduce_op, value, axis):
+            return tf.nest.map_structure(
+                lambda tensor: base.reduce(
+                    self, reduce_op, tensor, self._axis(tensor, axis)
+                ),
+                value,
+            )
+
+        def _axis(self, tensor, axis):
+            local = self.experimental_local_results(tensor)[0]
+            return None if tf.convert_to_tensor(local).shape.rank == 0 else axis
+
+    return MultiWorkerMirroredStrategy
 
 
 def _tensorflow_strategy(distribution, tpu):

@@ -12,8 +12,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
+import zlib
 
 import keras
 
@@ -222,3 +225,94 @@ def _give_up(timeout, setting, group):
         flush=True,
     )
     os._exit(1)
+
+
+@contextlib.contextmanager
+def written_by_chief(path, chief):
+    """Yields where this process writes `path`: `path` itself on the
+    chief, a scratch copy (deleted afterwards) on every other process.
+
+    Every process must run the same saving code: on JAX across processes,
+    reading a sharded weight gathers it from every process, and even a
+    variable that Keras creates while saving (`save_weights` makes a
+    reference optimizer) is a collective. A save run by the chief alone
+    would leave the others one collective behind, and the job fails or
+    hangs at the next one. So all save, and only the chief's copy stays.
+    """
+    if chief:
+        yield path
+        return
+    scratch = tempfile.mkdtemp(prefix="keras_fido_not_chief_")
+    try:
+        yield os.path.join(scratch, os.path.basename(os.path.normpath(path)))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def check_same_settings(settings, group, engine=None):
+    """Ends every process with one line naming the first setting that
+    differs between them, e.g. an architecture flag given to one worker
+    only (which would otherwise hang or fail deep in a collective).
+
+    Call right after the processes meet (JAX: after `initialize`;
+    TensorFlow: with the strategy, inside `distribution_context`) and
+    before building anything distributed. Costs one or two tiny
+    collectives of hashes.
+
+    Args:
+        settings: dict. Setting name (e.g. `"--preset"`) to a value with a
+            stable `repr` (str, int, float, bool, None, or lists and dicts
+            of them).
+        group: `ProcessGroup`, or `None` (one process: nothing to check).
+        engine: the `tf.distribute` strategy (TensorFlow). Unused on JAX.
+
+    Raises:
+        ValueError: naming the setting and this process's value.
+    """
+    if group is None:
+        return
+    names = sorted(settings)
+    values = [_crc(settings[name]) for name in names]
+    summary = [_crc(names), _crc(values)]
+    if _same_everywhere(summary, engine):
+        return
+    if not _same_everywhere([summary[0]], engine):
+        raise ValueError(
+            f"Process {group.process_id} of {group.num_processes} checks "
+            f"other settings than process 0 ({', '.join(names)}): run the "
+            "same version of the code on every process."
+        )
+    differs = _same_everywhere(values, engine, each=True)
+    name = names[differs.index(False)]
+    raise ValueError(
+        f"{name} differs between the {group.num_processes} processes "
+        f"(process {group.process_id} has {settings[name]!r}): start every "
+        "process with the same settings."
+    )
+
+
+def _crc(value):
+    return zlib.crc32(repr(value).encode()) & 0x7FFFFFFF
+
+
+def _same_everywhere(hashes, engine, each=False):
+    """Whether every process holds the same `hashes` (per element when
+    `each`). One all-gather, made by every process."""
+    import numpy as np
+
+    hashes = np.asarray(hashes, "int32")[None]
+    if keras.backend.backend() == "jax":
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(hashes, tiled=True)
+    else:
+        import tensorflow as tf
+
+        # One row per replica: the rows of one worker are equal.
+        rows = engine.experimental_distribute_values_from_function(
+            lambda _: tf.constant(hashes)
+        )
+        gathered = engine.gather(rows, axis=0)
+    gathered = np.asarray(gathered)
+    same = np.all(gathered == gathered[:1], axis=0)
+    return [bool(s) for s in same] if each else bool(np.all(same))

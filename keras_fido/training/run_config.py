@@ -4,6 +4,8 @@ import hashlib
 import json
 import os
 
+from keras_fido.utils.atomic_write import write_text_atomically
+
 # Backbone config keys that do not change which checkpoints fit.
 _NOT_ARCHITECTURE = ("name", "trainable", "dtype")
 _PREPROCESSING = (
@@ -44,7 +46,7 @@ def run_config(model, preprocessing=True):
     return json.loads(json.dumps(config))  # tuples as lists, as stored
 
 
-def check_run_config(output, config):
+def check_run_config(output, config, chief=True):
     """Records `config` in `<output>/run_config.json`, or refuses a change.
 
     Checkpoint callbacks (`BackupAndRestore`) would otherwise load another
@@ -55,6 +57,9 @@ def check_run_config(output, config):
     Args:
         output: str. The run directory.
         config: dict. From `run_config`.
+        chief: bool. Whether this process records a new run's config. In
+            a job of several processes only the chief writes; the others
+            check against the file when it is there. Defaults to `True`.
 
     Raises:
         ValueError: when the directory holds a run whose config differs,
@@ -62,8 +67,10 @@ def check_run_config(output, config):
     """
     path = os.path.join(output, "run_config.json")
     if not os.path.exists(path):
-        with open(path, "w") as f:
-            json.dump(config, f, indent=1, sort_keys=True)
+        if chief:
+            write_text_atomically(
+                path, json.dumps(config, indent=1, sort_keys=True)
+            )
         return
     with open(path) as f:
         stored = json.load(f)

@@ -15,9 +15,12 @@ import tensorflow as tf
 
 from keras_fido.data import span_corruption_dataset
 from keras_fido.data import span_corruption_lengths
-from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
+from keras_fido.training.input_shards import shard_batch_size
+from keras_fido.training.input_shards import shard_examples
 from keras_fido.training.optimizer import pretraining_optimizer
 from keras_fido.training.pretraining_documents import documents_dataset
+from keras_fido.training.processes import written_by_chief
 from keras_fido.training.run_config import check_run_config
 from keras_fido.training.run_config import run_config
 from keras_fido.utils.atomic_write import write_text_atomically
@@ -47,9 +50,10 @@ class StepProgress(keras.callbacks.Callback):
     was cut short or `save_every` changed.
     """
 
-    def __init__(self, backup_dir, total, run=None):
+    def __init__(self, backup_dir, total, run=None, chief=True):
         super().__init__()
         self.backup_dir, self.total, self.run = backup_dir, total, run
+        self.chief = chief
         self.first = None
         self.interrupted = False
 
@@ -65,10 +69,11 @@ class StepProgress(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        write_text_atomically(
-            os.path.join(self.backup_dir, "step.json"),
-            json.dumps({"epoch": epoch + 1, "step": self.step()}),
-        )
+        if self.chief:
+            write_text_atomically(
+                os.path.join(self.backup_dir, "step.json"),
+                json.dumps({"epoch": epoch + 1, "step": self.step()}),
+            )
         if self.run is not None and self.step() - self.first >= self.run:
             self.interrupted = self.step() < self.total
             self.model.stop_training = True
@@ -86,6 +91,8 @@ def pretrain_span_corruption(
     stop_after=None,
     seed=0,
     paragraphs=False,
+    engine=None,
+    chief=True,
 ):
     """Pretrains `model` with span corruption; resumes from `output`.
 
@@ -105,6 +112,13 @@ def pretrain_span_corruption(
         seed: int. A resumed run reads the data in a new order, seeded by
             `seed` and the step, rather than from its start.
         paragraphs: bool, for text files: a document per paragraph.
+        engine: the distribution engine the model was built in
+            (`keras_fido.training.distribution_context`), or `None`. With
+            several processes, each reads its own part of the documents
+            and `batch_size` stays the global batch.
+        chief: bool. Whether this process writes the run's files (the
+            run config, checkpoints, progress and preset); in a job of
+            several processes, only process 0 does. Defaults to `True`.
 
     Returns:
         A dict: `start_step`, `step`, the last `loss`, `input_length`,
@@ -115,7 +129,7 @@ def pretrain_span_corruption(
             vocabulary.
     """
     os.makedirs(output, exist_ok=True)
-    check_run_config(output, run_config(model, preprocessing=False))
+    check_run_config(output, run_config(model, preprocessing=False), chief)
     backup_dir = os.path.join(output, "backup")
     start_epoch, start_step = resume_point(backup_dir)
     if start_step:
@@ -124,18 +138,22 @@ def pretrain_span_corruption(
     epochs = start_epoch + math.ceil(max(steps - start_step, 0) / save_every)
     data_seed = seed + start_step
     _, target_length = span_corruption_lengths(input_length)
+    # The same seeded order on every process, each keeping its own part.
+    documents = shard_examples(
+        documents_dataset(source, data_seed, paragraphs), engine
+    )
     train = span_corruption_dataset(
-        documents_dataset(source, data_seed, paragraphs),
+        documents,
         model.preprocessor.tokenizer,
         input_length=input_length,
-        batch_size=batch_size,
+        batch_size=shard_batch_size(engine, batch_size),
         seed=data_seed,
         drop_remainder=True,
     ).prefetch(tf.data.AUTOTUNE)
     model.compile(optimizer=pretraining_optimizer(warmup_steps=warmup_steps))
-    progress = StepProgress(backup_dir, steps, stop_after)
-    backup = AtomicBackupAndRestore(
-        backup_dir, save_freq="epoch", delete_checkpoint=False
+    progress = StepProgress(backup_dir, steps, stop_after, chief)
+    backup = ChiefBackupAndRestore(
+        backup_dir, chief, save_freq="epoch", delete_checkpoint=False
     )
     history = model.fit(
         train,
@@ -159,6 +177,7 @@ def pretrain_span_corruption(
         print(f"Stopped at step {step} of {steps}.")
         return summary
     summary["preset"] = os.path.join(output, "preset")
-    model.save_to_preset(summary["preset"])
+    with written_by_chief(summary["preset"], chief) as preset:
+        model.save_to_preset(preset)  # every process: see written_by_chief
     print(f"Step {step} of {steps}; saved the model to {summary['preset']}")
     return summary

@@ -18,6 +18,20 @@ from keras_fido.training.input_shards import shard_batch_size
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 LIMIT = 240  # seconds a job may take before the test fails
+CHECKS = [sys.executable, "-m", "keras_fido.testing.multi_process_checks"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One JAX compilation cache for every process these tests start: a
+    job run again (a restart, the reference run) reads the programs the
+    first run compiled instead of compiling them again."""
+    cache = tmp_path_factory.mktemp("jax_compilation_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+        yield cache
 
 
 def free_port():
@@ -29,7 +43,13 @@ def free_port():
 def process_env(backend, process_id, num_processes, port):
     env = dict(os.environ, KERAS_BACKEND=backend, TIMEOUT="60")
     if backend == "jax":
-        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        # Less optimized XLA programs compile faster, on every process
+        # and for the one-device reference alike.
+        env["XLA_FLAGS"] = (
+            "--xla_force_host_platform_device_count=2 "
+            "--xla_backend_optimization_level=0 "
+            "--xla_llvm_disable_expensive_passes=true"
+        )
         env[processes.ADDRESSES] = f"127.0.0.1:{port}"
         env[processes.NUM_PROCESSES] = str(num_processes)
         env[processes.PROCESS_ID] = str(process_id)
@@ -44,14 +64,20 @@ def process_env(backend, process_id, num_processes, port):
     return env
 
 
-def start_job(backend, output_dir, mode, num_processes=2, **env):
-    """Starts the processes of one job of `multi_process_checks`."""
+def start_job(backend, output_dir, modes, num_processes=2, only=None, **env):
+    """Starts the processes of one job of `multi_process_checks`, running
+    `modes` ("step", "train") in turn; `only` maps a process id to more
+    environment for that process alone."""
     port = free_port()
     command = [sys.executable, "-m", "keras_fido.testing.multi_process_checks"]
     return [
         subprocess.Popen(
-            [*command, str(output_dir), mode],
-            env={**process_env(backend, i, num_processes, port), **env},
+            [*command, str(output_dir), *modes.split()],
+            env={
+                **process_env(backend, i, num_processes, port),
+                **env,
+                **(only or {}).get(i, {}),
+            },
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=open(output_dir / f"log{i}.txt", "w"),
@@ -60,13 +86,17 @@ def start_job(backend, output_dir, mode, num_processes=2, **env):
     ]
 
 
-def wait_all(job, output_dir):
-    """Waits for every process; kills the job if one fails or it runs
-    past `LIMIT` (a scheduler restarts the whole job the same way)."""
+def wait_all(job, stop_on_failure=True):
+    """Waits for every process; kills the job if one fails (unless told
+    not to) or it runs past `LIMIT` (a scheduler restarts the whole job
+    the same way)."""
     deadline = time.monotonic() + LIMIT
-    while any(p.poll() is None for p in job):
-        failed = any(p.returncode not in (None, 0) for p in job)
-        if failed or time.monotonic() > deadline:
+    while True:
+        codes = [p.poll() for p in job]  # every one: `any` would stop early
+        if None not in codes:
+            break
+        failed = any(code not in (None, 0) for code in codes)
+        if (failed and stop_on_failure) or time.monotonic() > deadline:
             for p in job:
                 if p.poll() is None:
                     p.send_signal(signal.SIGKILL)
@@ -76,15 +106,18 @@ def wait_all(job, output_dir):
     return [p.returncode for p in job]
 
 
-def run_job(backend, output_dir, mode, **env):
-    codes = wait_all(start_job(backend, output_dir, mode, **env), output_dir)
-    logs = [(output_dir / f"log{i}.txt").read_text() for i in range(2)]
-    assert codes == [0, 0], "\n".join(log[-3000:] for log in logs)
+def logs(output_dir):
+    return [(output_dir / f"log{i}.txt").read_text() for i in range(2)]
 
 
-def assert_same_weights(output_dir, expected, received):
-    expected = np.load(output_dir / expected)
-    received = np.load(output_dir / received)
+def run_job(backend, output_dir, modes, **env):
+    codes = wait_all(start_job(backend, output_dir, modes, **env))
+    assert codes == [0, 0], "\n".join(log[-3000:] for log in logs(output_dir))
+
+
+def assert_same_weights(expected, received):
+    expected = np.load(expected)
+    received = np.load(received)
     assert sorted(received.files) == sorted(expected.files)
     for path in expected.files:
         np.testing.assert_allclose(
@@ -92,69 +125,87 @@ def assert_same_weights(output_dir, expected, received):
         )
 
 
+@pytest.fixture(scope="module")
+def jax_job(tmp_path_factory):
+    """The JAX runs the tests below share (process starts and compiling
+    are most of their time):
+
+    1. a job of 2 processes x 2 devices takes the one-step checks
+       (`step`); the chief trains `EPOCHS` x `STEPS` steps on one device
+       uninterrupted (`reference`); then both start the training
+       (`train`) with `KILL_AT=1,1`: process 1 SIGKILLs itself mid-epoch
+       1, and the job is stopped as a scheduler would;
+    2. the training command is run again, unchanged, and finishes.
+    """
+    output_dir = tmp_path_factory.mktemp("job")
+    killed = wait_all(
+        start_job("jax", output_dir, "step reference train", KILL_AT="1,1")
+    )
+    state = {
+        "killed": killed,
+        "marker": (output_dir / "killed").exists(),
+        "finished_before_restart": (output_dir / "final.npz").exists(),
+        "logs": logs(output_dir),
+    }
+    codes = wait_all(start_job("jax", output_dir, "train", KILL_AT="1,1"))
+    state["restarted"] = codes
+    return output_dir, state
+
+
 @pytest.mark.large
-def test_jax_two_processes_step_matches_one_device(tmp_path):
-    run_job("jax", tmp_path, "step")
-    figures = json.loads((tmp_path / "figures.json").read_text())
+def test_jax_two_processes_step_matches_one_device(jax_job):
+    output_dir, state = jax_job
+    assert (output_dir / "figures.json").exists(), state["logs"][0][-3000:]
+    figures = json.loads((output_dir / "figures.json").read_text())
     for name, engine in (("data", "DataParallel"), ("model", "ModelParallel")):
         assert figures[name]["engine"] == engine
         assert figures[name]["processes"] == 2
         np.testing.assert_allclose(
             figures[name]["loss"], figures["single"]["loss"], **TOLERANCE
         )
-        assert_same_weights(tmp_path, "single.npz", f"{name}.npz")
+        assert_same_weights(
+            output_dir / "single.npz", output_dir / f"{name}.npz"
+        )
 
 
 @pytest.mark.large
-@pytest.mark.skip(
-    reason="open: fit under MultiWorkerMirroredStrategy fails converting "
-    "PerReplica inputs to a Tensor (keras_hub PipelineModel.fit)"
-)
+def test_job_killed_mid_epoch_resumes_to_the_same_weights(jax_job):
+    output_dir, state = jax_job
+    assert state["killed"][1] == -signal.SIGKILL, state["logs"][1][-3000:]
+    assert state["marker"] and not state["finished_before_restart"]
+    assert state["restarted"] == [0, 0], "\n".join(
+        log[-3000:] for log in logs(output_dir)
+    )
+    steps = json.loads((output_dir / "final.json").read_text())["steps"]
+    expected = json.loads((output_dir / "reference.json").read_text())
+    assert steps == expected["steps"] == 6
+    assert_same_weights(output_dir / "reference.npz", output_dir / "final.npz")
+
+
+@pytest.mark.large
 def test_tensorflow_two_workers_step_matches_one_device(tmp_path):
     run_job("tensorflow", tmp_path, "step")
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["data"]["engine"] == "MultiWorkerMirroredStrategy"
+    assert figures["data"]["processes"] == 2
     np.testing.assert_allclose(
         figures["data"]["loss"], figures["single"]["loss"], **TOLERANCE
     )
-    assert_same_weights(tmp_path, "single.npz", "data.npz")
+    assert_same_weights(tmp_path / "single.npz", tmp_path / "data.npz")
 
 
 @pytest.mark.large
-@pytest.mark.skip(
-    reason="open: 2-process JAX fit over several epochs fails in "
-    "device_put: a value differs between the processes"
-)
-def test_job_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "keras_fido.testing.multi_process_checks",
-            str(reference),
-            "train",
-        ],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=LIMIT,
-    )
-    job = start_job("jax", tmp_path, "train", KILL_AT="1,1")
-    codes = wait_all(job, tmp_path)
-    assert codes[1] == -signal.SIGKILL and (tmp_path / "killed").exists()
-    assert not (tmp_path / "final.npz").exists()
-    run_job("jax", tmp_path, "train", KILL_AT="1,1")  # the same command
-    steps = json.loads((tmp_path / "final.json").read_text())["steps"]
-    expected = json.loads((reference / "final.json").read_text())["steps"]
-    assert steps == expected == 6
-    (tmp_path / "reference.npz").write_bytes(
-        (reference / "final.npz").read_bytes()
-    )
-    assert_same_weights(tmp_path, "reference.npz", "final.npz")
+def test_worker_with_another_architecture_fails_in_one_line(tmp_path):
+    start = time.monotonic()
+    job = start_job("jax", tmp_path, "train", only={1: {"DECODER_LAYERS": "3"}})
+    assert wait_all(job, stop_on_failure=False) == [1, 1]
+    for process, log in enumerate(logs(tmp_path)):
+        last = log.strip().splitlines()[-1]
+        assert last.startswith(
+            "error: backbone decoder_num_layers differs between the 2 "
+            f"processes (process {process} has {process + 2})"
+        ), log[-3000:]
+    assert time.monotonic() - start < LIMIT
 
 
 @pytest.mark.large
@@ -163,13 +214,7 @@ def test_unreachable_coordinator_fails_in_one_line(tmp_path):
     env["TIMEOUT"] = "3"
     start = time.monotonic()
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "keras_fido.testing.multi_process_checks",
-            str(tmp_path),
-            "step",
-        ],
+        [*CHECKS, str(tmp_path), "step"],
         env=env,
         cwd=ROOT,
         capture_output=True,
