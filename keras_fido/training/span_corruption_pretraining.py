@@ -79,6 +79,41 @@ class StepProgress(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _training_batches(
+    tokenizer, source, seed, paragraphs, engine, batch_size, input_length
+):
+    """This process' span-corruption batches, in an order seeded by
+    `seed`: the same document order on every process, each keeping its own
+    part, `batch_size` split between the processes."""
+    documents = shard_examples(
+        documents_dataset(source, seed, paragraphs), engine
+    )
+    return span_corruption_dataset(
+        documents,
+        tokenizer,
+        input_length=input_length,
+        batch_size=shard_batch_size(engine, batch_size),
+        seed=seed,
+        drop_remainder=True,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _fit(model, train, epochs, save_every, progress, chief):
+    """`fit` for `epochs` of `save_every` steps, a checkpoint after each
+    (in `progress`'s backup directory)."""
+    backup = ChiefBackupAndRestore(
+        progress.backup_dir, chief, save_freq="epoch", delete_checkpoint=False
+    )
+    return model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=save_every,
+        callbacks=[backup, progress],
+        shuffle=False,  # The documents are shuffled in tf.data.
+        verbose=1,
+    )
+
+
 def pretrain_span_corruption(
     model,
     source,
@@ -136,43 +171,29 @@ def pretrain_span_corruption(
         print(f"Resuming at step {start_step} of {steps}")
     # One Keras epoch per checkpoint, as many as the steps left need.
     epochs = start_epoch + math.ceil(max(steps - start_step, 0) / save_every)
-    data_seed = seed + start_step
     _, target_length = span_corruption_lengths(input_length)
-    # The same seeded order on every process, each keeping its own part.
-    documents = shard_examples(
-        documents_dataset(source, data_seed, paragraphs), engine
-    )
-    train = span_corruption_dataset(
-        documents,
+    train = _training_batches(
         model.preprocessor.tokenizer,
-        input_length=input_length,
-        batch_size=shard_batch_size(engine, batch_size),
-        seed=data_seed,
-        drop_remainder=True,
-    ).prefetch(tf.data.AUTOTUNE)
+        source,
+        seed + start_step,
+        paragraphs,
+        engine,
+        batch_size,
+        input_length,
+    )
     model.compile(optimizer=pretraining_optimizer(warmup_steps=warmup_steps))
     progress = StepProgress(backup_dir, steps, stop_after, chief)
-    backup = ChiefBackupAndRestore(
-        backup_dir, chief, save_freq="epoch", delete_checkpoint=False
-    )
-    history = model.fit(
-        train,
-        epochs=epochs,
-        steps_per_epoch=save_every,
-        callbacks=[backup, progress],
-        shuffle=False,  # The documents are shuffled in tf.data.
-        verbose=1,
-    )
+    history = _fit(model, train, epochs, save_every, progress, chief)
     step = progress.step()
-    losses = history.history.get("loss", [])
-    summary = {
-        "start_step": start_step,
-        "step": step,
-        "loss": float(losses[-1]) if losses else None,
-        "input_length": input_length,
-        "target_length": target_length,
-        "preset": None,
-    }
+    losses = history.history.get("loss") or [None]
+    summary = dict(
+        start_step=start_step,
+        step=step,
+        loss=None if losses[-1] is None else float(losses[-1]),
+        input_length=input_length,
+        target_length=target_length,
+        preset=None,
+    )
     if progress.interrupted:
         print(f"Stopped at step {step} of {steps}.")
         return summary
