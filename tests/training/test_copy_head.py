@@ -23,6 +23,8 @@ def test_every_weight_is_carried_over():
         "copy_head/candidate_embedding",
         "copy_head/candidate_kernel",
         "copy_head/key/kernel",
+        "copy_head/previous_key/kernel",
+        "copy_head/next_key/kernel",
         "copy_head/query/kernel",
     }
     for path, value in old.items():
