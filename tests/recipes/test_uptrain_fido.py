@@ -1,6 +1,16 @@
-"""Uptraining recovers most of what converting T5.1.1 to FiDO costs."""
+"""Uptraining recovers most of what converting T5.1.1 to FiDO costs.
+
+With `KERAS_FIDO_UPTRAINING_RECORDS=DIR` set, the run's figures are also
+recorded as `DIR/uptraining_cpu_<backend>.json`, the records from which
+`tools/uptraining_docs.py` writes the table of docs/conversion.md:
+
+    KERAS_FIDO_UPTRAINING_RECORDS=docs/uptraining KERAS_BACKEND=jax \
+        python -m pytest tests/recipes/test_uptrain_fido.py
+"""
 
 import json
+import os
+import platform
 
 import pytest
 
@@ -52,6 +62,35 @@ def source_checkpoint(tmp_path_factory):
     return write_t5_checkpoint(model, directory, spiece_model=spiece)
 
 
+def record(figures, source_checkpoint):
+    """Writes the figures as a docs record when asked to (see above)."""
+    directory = os.environ.get("KERAS_FIDO_UPTRAINING_RECORDS")
+    if not directory:
+        return
+    import keras
+
+    backend = keras.config.backend()
+    source = figures["source_loss"][str(source_checkpoint)]
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"uptraining_cpu_{backend}.json")
+    with open(path, "w") as file:
+        json.dump(
+            {
+                **figures,
+                "source_loss": {f"tiny_t5_{SOURCE_STEPS}_steps": source},
+                "command": f"KERAS_FIDO_UPTRAINING_RECORDS={directory} "
+                f"KERAS_BACKEND={backend} python -m pytest "
+                "tests/recipes/test_uptrain_fido.py",
+                "backend": backend,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+                "source_steps": SOURCE_STEPS,
+                "uptraining_steps": UPTRAINING_STEPS,
+            },
+            file,
+            indent=1,
+        )
+
+
 def test_uptraining_closes_most_of_the_loss_gap(
     source_checkpoint, tmp_path, load_recipe
 ):
@@ -86,6 +125,7 @@ def test_uptraining_closes_most_of_the_loss_gap(
             str(UPTRAINING_STEPS),
         ]
     )
+    record(figures, source_checkpoint)
     source = figures["source_loss"][str(source_checkpoint)]
     before = figures["converted_loss_before"]
     after = figures["converted_loss_after"]
