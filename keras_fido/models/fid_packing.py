@@ -157,7 +157,103 @@ def pack_target(tokenizer, target, decoder_sequence_length):
     return ids, mask, target_tokens_cut
 
 
-def pack(tokenizer, features, prefixes, num_passages, passage_length, length):
+def passage_strings(titles, texts, num_passages, prefixes):
+    """The `[B, P]` passage blocks `"title: {title} context: {text}"` of
+    a memory encoder (no question), `""` where a slot has no passage, and
+    the bool `[B, P]` of slots with one."""
+    _, title_prefix, context_prefix = prefixes
+    extra = tf.maximum(num_passages - tf.shape(titles)[1], 0)
+    titles = tf.pad(titles[:, :num_passages], [[0, 0], [0, extra]])
+    texts = tf.pad(texts[:, :num_passages], [[0, 0], [0, extra]])
+    present = tf.logical_or(tf.not_equal(titles, ""), tf.not_equal(texts, ""))
+    strings = _join([title_prefix, titles, context_prefix, texts])
+    return tf.where(present, strings, ""), present
+
+
+def pack_question_block(tokenizer, question, prefixes, question_length):
+    """The question block `"question: {question}"` of every sequence of a
+    memory encoder: int32 ids and bool mask `[B, question_length]` (cut,
+    no end token: the passage block ends the sequence), and the tokens
+    cut."""
+    tokens = tokenize_ragged(tokenizer, _join([prefixes[0], question]))
+    cut = tf.cast(tf.reduce_sum(tokens_cut(tokens, question_length)), "int32")
+    packer = StartEndPacker(
+        sequence_length=question_length,
+        pad_value=tokenizer.pad_token_id,
+        return_padding_mask=True,
+    )
+    ids, mask = packer(tokens)
+    return ids, mask, cut
+
+
+def pack_question_and_passages(
+    tokenizer, features, prefixes, num_passages, passage_length, split
+):
+    """Packs `[B, P, L]` sequences as a memory encoder reads them: a block
+    of `split` question positions, then the passage block of
+    `L - split` positions (`title: t context: c`, end token).
+
+    Every slot with a passage carries the question block; an example
+    without passages has its question alone in slot 0. Returns
+    `(ids, mask, counts)`, counts as `pack`'s report.
+    """
+    question, titles, texts, _ = features
+    strings, present = passage_strings(titles, texts, num_passages, prefixes)
+    passages_dropped = tf.reduce_sum(
+        tf.cast(
+            tf.logical_or(
+                tf.not_equal(titles[:, num_passages:], ""),
+                tf.not_equal(texts[:, num_passages:], ""),
+            ),
+            "int32",
+        )
+    )
+    batch = tf.shape(question)[0]
+    no_passage = tf.logical_not(tf.reduce_any(present, axis=1))
+    first_slot = tf.equal(tf.range(num_passages), 0)
+    real = tf.logical_or(
+        present, tf.logical_and(no_passage[:, None], first_slot[None, :])
+    )
+    passage_ids, passage_mask, tokens_cut_, truncated = pack_passages(
+        tokenizer,
+        tf.reshape(strings, [-1]),
+        tf.reshape(present, [-1]),
+        passage_length - split,
+    )
+    shape = [batch, num_passages, passage_length - split]
+    passage_ids = tf.reshape(passage_ids, shape)
+    passage_mask = tf.reshape(passage_mask, shape)
+    question_ids, question_mask, question_cut = pack_question_block(
+        tokenizer, question, prefixes, split
+    )
+    block = [batch, num_passages, split]
+    question_ids = tf.broadcast_to(question_ids[:, None, :], block)
+    question_mask = tf.logical_and(question_mask[:, None, :], real[..., None])
+    question_ids = tf.where(
+        real[..., None], question_ids, tf.cast(tokenizer.pad_token_id, "int32")
+    )
+    counts = {
+        "passages_dropped": passages_dropped,
+        "passage_tokens_cut": tokens_cut_,
+        "passages_truncated": truncated,
+        "question_tokens_cut": question_cut,
+    }
+    return (
+        tf.concat([question_ids, passage_ids], axis=2),
+        tf.concat([question_mask, passage_mask], axis=2),
+        counts,
+    )
+
+
+def pack(
+    tokenizer,
+    features,
+    prefixes,
+    num_passages,
+    passage_length,
+    length,
+    question_length=None,
+):
     """Formats, tokenizes and packs a batch of canonical string tensors.
 
     Args:
@@ -175,31 +271,39 @@ def pack(tokenizer, features, prefixes, num_passages, passage_length, length):
         `report` the int32 truncation counts.
     """
     question, titles, texts, target = features
-    strings, real, passages_dropped = fid_strings(
-        question, titles, texts, num_passages, prefixes
-    )
-    ids, mask, tokens_cut, truncated = pack_passages(
-        tokenizer,
-        tf.reshape(strings, [-1]),
-        tf.reshape(real, [-1]),
-        passage_length,
-    )
-    shape = [tf.shape(question)[0], num_passages, passage_length]
-    outputs = {
-        "encoder_token_ids": tf.reshape(ids, shape),
-        "encoder_padding_mask": tf.reshape(mask, shape),
-    }
+    if question_length is None:
+        strings, real, passages_dropped = fid_strings(
+            question, titles, texts, num_passages, prefixes
+        )
+        ids, mask, tokens_cut, truncated = pack_passages(
+            tokenizer,
+            tf.reshape(strings, [-1]),
+            tf.reshape(real, [-1]),
+            passage_length,
+        )
+        shape = [tf.shape(question)[0], num_passages, passage_length]
+        ids, mask = tf.reshape(ids, shape), tf.reshape(mask, shape)
+        report = {
+            "passages_dropped": passages_dropped,
+            "passage_tokens_cut": tokens_cut,
+            "passages_truncated": truncated,
+        }
+    else:
+        ids, mask, report = pack_question_and_passages(
+            tokenizer,
+            features,
+            prefixes,
+            num_passages,
+            passage_length,
+            question_length,
+        )
+    outputs = {"encoder_token_ids": ids, "encoder_padding_mask": mask}
     target_tokens_cut = tf.constant(0, "int32")
     if target is not None:
         ids, mask, target_tokens_cut = pack_target(tokenizer, target, length)
         outputs["decoder_token_ids"] = ids
         outputs["decoder_padding_mask"] = mask
-    report = {
-        "passages_dropped": passages_dropped,
-        "passage_tokens_cut": tokens_cut,
-        "passages_truncated": truncated,
-        "target_tokens_cut": target_tokens_cut,
-    }
+    report["target_tokens_cut"] = target_tokens_cut
     return outputs, report
 
 
@@ -229,10 +333,13 @@ def answer_tokens(ids, mask, end_id, pad_id):
     return tf.ragged.boolean_mask(ids, keep)
 
 
-def truncation_messages(counts, num_passages, passage_length, length):
+def truncation_messages(
+    counts, num_passages, passage_length, length, question_length=None
+):
     """The warning for each kind of truncation, from python-int counts.
 
-    `length` is the decoder sequence length.
+    `length` is the decoder sequence length; `question_length` the
+    question block's (memory encoders only).
     """
     return {
         "passages_dropped": (
@@ -249,5 +356,10 @@ def truncation_messages(counts, num_passages, passage_length, length):
         "target_tokens_cut": (
             f"{counts['target_tokens_cut']} target token(s) were cut to "
             f"fit `decoder_sequence_length={length}` (end token kept)."
+        ),
+        "question_tokens_cut": (
+            f"{counts.get('question_tokens_cut', 0)} question token(s) "
+            "were cut to fit the question block "
+            f"(`question_length={question_length}`)."
         ),
     }

@@ -10,6 +10,7 @@ from keras_fido.layers.copy_attention_head import CopyAttentionHead
 from keras_fido.layers.copy_attention_head import check_key_offsets
 from keras_fido.layers.fido_decoder import FiDODecoder
 from keras_fido.layers.fido_encoder import FiDOEncoder
+from keras_fido.layers.fido_encoder import check_live_layers
 from keras_fido.models.fido_layout_map import fido_layout_map
 from keras_fido.models.fido_presets import backbone_presets
 
@@ -73,6 +74,17 @@ class FiDOBackbone(Backbone):
             neighbouring tokens (by offset) whose states each pointer key
             also reads (`CopyAttentionHead`'s `key_offsets`). Defaults to
             `(-1, 1)`.
+        encoder_live_layers: int or None. Passage memory (LUMEN, de Jong et
+            al., https://arxiv.org/abs/2301.10448): only the last
+            `encoder_live_layers` encoder layers run per query over the
+            question joined to each passage; the first ones encode each
+            passage alone, so their output can be precomputed and stored
+            (`keras_fido.memory`). Defaults to None: every layer is live,
+            which is FiD's encoder exactly.
+        encoder_question_length: int. With `encoder_live_layers`, the
+            question block's positions at the start of every passage
+            sequence (the preprocessor's `question_length`). Defaults to
+            None.
         dtype: a dtype policy (e.g. `"float32"`, `"mixed_bfloat16"`).
 
     Inputs:
@@ -121,10 +133,18 @@ class FiDOBackbone(Backbone):
         tie_embedding_weights=False,
         copy_attention=False,
         copy_key_offsets=(-1, 1),
+        encoder_live_layers=None,
+        encoder_question_length=None,
         dtype=None,
         **kwargs,
     ):
         check_keyword_arguments(self, kwargs)
+        encoder_live_layers, encoder_question_length = check_live_layers(
+            encoder_live_layers,
+            encoder_question_length,
+            encoder_num_layers,
+            prefix="encoder_",
+        )
         if decoder_num_key_value_heads is None:
             decoder_num_key_value_heads = decoder_num_heads
 
@@ -159,6 +179,8 @@ class FiDOBackbone(Backbone):
             relative_attention_max_distance=relative_attention_max_distance,
             dropout=dropout,
             layer_norm_epsilon=layer_norm_epsilon,
+            live_layers=encoder_live_layers,
+            question_length=encoder_question_length,
             dtype=dtype,
             name="encoder",
         )
@@ -255,6 +277,8 @@ class FiDOBackbone(Backbone):
         self.tie_embedding_weights = tie_embedding_weights
         self.copy_attention = copy_attention
         self.copy_key_offsets = check_key_offsets(copy_key_offsets)
+        self.encoder_live_layers = encoder_live_layers
+        self.encoder_question_length = encoder_question_length
 
     def save_to_preset(self, preset_dir, **kwargs):
         """As keras-hub's `save_to_preset`, written atomically: into a
@@ -340,7 +364,7 @@ class FiDOBackbone(Backbone):
         )
 
     def call(self, inputs, training=None, mask=None):
-        check_inputs(inputs, self.vocabulary_size)
+        check_inputs(inputs, self.vocabulary_size, self.encoder_question_length)
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):
@@ -370,6 +394,8 @@ class FiDOBackbone(Backbone):
                 "tie_embedding_weights": self.tie_embedding_weights,
                 "copy_attention": self.copy_attention,
                 "copy_key_offsets": list(self.copy_key_offsets),
+                "encoder_live_layers": self.encoder_live_layers,
+                "encoder_question_length": self.encoder_question_length,
             }
         )
         return config

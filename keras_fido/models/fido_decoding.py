@@ -150,6 +150,7 @@ def generate_batch(reader, inputs, stop_token_ids):
         encoder_padding_mask,
         max_length,
         inputs.get("encoder_sequence_output"),
+        inputs.get("passage_memory"),
     )
 
     next = sampler_step(

@@ -21,6 +21,8 @@ from keras_fido.models.input_checks import check_inputs
 from keras_fido.models.input_checks import is_example_list
 from keras_fido.models.input_checks import is_token_dict
 from keras_fido.models.input_checks import one_example_batch
+from keras_fido.models.passage_memory import check_question_block
+from keras_fido.models.passage_memory import encode_with_memory
 from keras_fido.utils.atomic_write import atomic_directory
 from keras_fido.utils.checks import check_keyword_arguments
 
@@ -85,6 +87,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         check_keyword_arguments(self, kwargs)
+        check_question_block(backbone, preprocessor)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -143,7 +146,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                 )
             x, y, kwargs["sample_weight"] = self.preprocessor(x)
         if is_token_dict(x):
-            check_inputs(x, self.backbone.vocabulary_size)
+            self.check_token_inputs(x)
         if isinstance(x, tf.data.Dataset):
             # A dataset keeps its own order: Keras' default `shuffle=True`
             # would only warn that it is ignored.
@@ -153,14 +156,21 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`; token-id dicts are checked first."""
         if is_token_dict(x):
-            check_inputs(x, self.backbone.vocabulary_size)
+            self.check_token_inputs(x)
         return super().predict(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate`; token-id dicts are checked first."""
         if is_token_dict(x):
-            check_inputs(x, self.backbone.vocabulary_size)
+            self.check_token_inputs(x)
         return super().evaluate(x, *args, **kwargs)
+
+    def check_token_inputs(self, x):
+        """Checks a dict of token ids against the backbone's inputs."""
+        backbone = self.backbone
+        check_inputs(
+            x, backbone.vocabulary_size, backbone.encoder_question_length
+        )
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         # Token ids (preprocessed already, e.g. by `fit` above) pass through.
@@ -170,9 +180,25 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
 
     # --- Decoding ---------------------------------------------------------
 
-    def encode(self, encoder_token_ids, encoder_padding_mask):
-        """Runs the encoder: `[B, P, L]` ids -> `[B, P*L, d_enc]` states."""
+    def encode(
+        self, encoder_token_ids, encoder_padding_mask, passage_memory=None
+    ):
+        """Runs the encoder: `[B, P, L]` ids -> `[B, P*L, d_enc]` states.
+
+        With a backbone that has passage memory (`encoder_live_layers`),
+        `passage_memory` `[B, P, L - encoder_question_length, d_enc]`
+        (e.g. read from a `keras_fido.memory` store) replaces the memory
+        encoder's run over the passages: only the question block and the
+        live layers are computed.
+        """
         backbone = self.backbone
+        if passage_memory is not None:
+            return encode_with_memory(
+                backbone,
+                encoder_token_ids,
+                encoder_padding_mask,
+                passage_memory,
+            )
         return backbone.encoder(
             backbone.encoder_token_embedding(encoder_token_ids),
             encoder_padding_mask,
@@ -250,11 +276,13 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         encoder_padding_mask,
         max_length,
         encoder_sequence_output=None,
+        passage_memory=None,
     ):
         """Runs the encoder once and allocates every decoding cache.
 
         `encoder_sequence_output` `[B, P*L, d_enc]`, when given, is used
-        instead of running the encoder (precomputed passage encodings).
+        instead of running the encoder (precomputed passage encodings);
+        `passage_memory` runs it from stored memory (see `encode`).
 
         Returns `(self_attention_cache, cross_attention_cache)`: the
         per-layer self-attention caches, which every step updates, and the
@@ -266,7 +294,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
         """
         if encoder_sequence_output is None:
             encoder_sequence_output = self.encode(
-                encoder_token_ids, encoder_padding_mask
+                encoder_token_ids, encoder_padding_mask, passage_memory
             )
         return build_decoding_cache(
             self.backbone,
@@ -285,7 +313,9 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
                 anything) and `decoder_padding_mask` `[B, T]` (True on the
                 prompt tokens, which are kept as given). An optional
                 `encoder_sequence_output` `[B, P*L, d_enc]` replaces the
-                encoder run (`encoder_token_ids` may then be omitted).
+                encoder run (`encoder_token_ids` may then be omitted); an
+                optional `passage_memory` replaces the memory encoder's
+                (see `encode`).
             stop_token_ids: tuple of ids that end a sequence, or None to run
                 all `T` steps.
 
@@ -307,7 +337,7 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             return [list(inputs)], False
         if is_token_dict(inputs) and "encoder_sequence_output" not in inputs:
             # Checked here, on the host, once: not in the compiled loop.
-            check_inputs(inputs, self.backbone.vocabulary_size)
+            self.check_token_inputs(inputs)
         return super()._normalize_generate_inputs(inputs)
 
     # --- Passage relevance ------------------------------------------------

@@ -89,6 +89,14 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
             `"title:"`.
         context_prefix: string. Put before the passage text. Defaults to
             `"context:"`.
+        question_length: int or None. For a backbone with passage memory
+            (`encoder_live_layers`): every sequence is packed as a block
+            of `question_length` positions holding `"question: q"`
+            (padded, cut with a warning), then the passage block
+            `"title: t context: c"` in the other `L - question_length`
+            positions, which a memory encoder reads alone. Must equal the
+            backbone's `encoder_question_length`. Defaults to None (FiD's
+            one string per passage).
         **kwargs: Standard `keras_hub.models.Preprocessor` arguments.
 
     Call arguments:
@@ -173,11 +181,23 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
         question_prefix="question:",
         title_prefix="title:",
         context_prefix="context:",
+        question_length=None,
         **kwargs,
     ):
         check_keyword_arguments(self, kwargs)
         num_passages = check_positive_int("num_passages", num_passages)
         passage_length = check_positive_int("passage_length", passage_length)
+        if question_length is not None:
+            question_length = check_positive_int(
+                "question_length", question_length
+            )
+            if question_length >= passage_length:
+                raise ValueError(
+                    "`question_length` (the question block) must leave "
+                    "room for the passage in `passage_length`: expected "
+                    f"less than {passage_length}. Received: "
+                    f"question_length={question_length}"
+                )
         decoder_sequence_length = check_positive_int(
             "decoder_sequence_length", decoder_sequence_length
         )
@@ -198,6 +218,7 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
         self.question_prefix = question_prefix
         self.title_prefix = title_prefix
         self.context_prefix = context_prefix
+        self.question_length = question_length
         self._warned_kinds = set()
 
     @property
@@ -235,7 +256,13 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
 
         `lengths` are `(num_passages, passage_length, decoder length)`.
         """
-        return pack(self.tokenizer, features, self._prefixes, *lengths)
+        return pack(
+            self.tokenizer,
+            features,
+            self._prefixes,
+            *lengths,
+            question_length=self.question_length,
+        )
 
     def _run(self, x, with_target, decoder_sequence_length=None):
         """Canonicalizes `x` and packs it; returns outputs and report."""
@@ -265,6 +292,7 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
             self.num_passages,
             self.passage_length,
             self.decoder_sequence_length,
+            self.question_length,
         )
         for kind, message in messages.items():
             if counts[kind] > 0 and kind not in self._warned_kinds:
@@ -395,6 +423,7 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
                 "question_prefix": self.question_prefix,
                 "title_prefix": self.title_prefix,
                 "context_prefix": self.context_prefix,
+                "question_length": self.question_length,
             }
         )
         return config

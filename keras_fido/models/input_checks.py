@@ -13,10 +13,12 @@ INPUT_RANKS = {
 }
 
 
-def check_inputs(inputs, vocabulary_size=None):
+def check_inputs(inputs, vocabulary_size=None, question_length=None):
     """Validates the backbone's input dict: names, ranks, matching masks
     and batch sizes, integer ids; and, for numpy inputs (host values, so
-    never inside a compiled step), ids within `[0, vocabulary_size)`."""
+    never inside a compiled step), ids within `[0, vocabulary_size)`.
+    With a `question_length` (a backbone with passage memory), the
+    passage length must exceed it."""
     if not isinstance(inputs, dict):
         raise ValueError(
             "FiDOBackbone expects a dict with keys "
@@ -54,6 +56,19 @@ def check_inputs(inputs, vocabulary_size=None):
                 f"Received shape {mask_shape}."
             )
         check_token_ids(ids, inputs[ids], vocabulary_size)
+    length = ops.shape(inputs["encoder_token_ids"])[2]
+    if (
+        question_length is not None
+        and isinstance(length, int)
+        and length <= question_length
+    ):
+        raise ValueError(
+            "`encoder_token_ids` must hold a question block of "
+            f"`encoder_question_length={question_length}` positions and at "
+            "least one passage position: expected a length above "
+            f"{question_length}. Received shape "
+            f"{tuple(ops.shape(inputs['encoder_token_ids']))}."
+        )
     batches = [ops.shape(inputs[name])[0] for name in INPUT_RANKS]
     if len(set(b for b in batches if isinstance(b, int))) > 1:
         raise ValueError(
