@@ -341,6 +341,12 @@ def truncation_messages(
     `length` is the decoder sequence length; `question_length` the
     question block's (memory encoders only).
     """
+    limit = f"`passage_length={passage_length}`"
+    if question_length is not None:
+        limit = (
+            f"the passage block (`passage_length - question_length` = "
+            f"{passage_length - question_length})"
+        )
     return {
         "passages_dropped": (
             f"{counts['passages_dropped']} non-empty passage(s) beyond "
@@ -349,9 +355,8 @@ def truncation_messages(
         ),
         "passage_tokens_cut": (
             f"{counts['passages_truncated']} passage(s) were longer than "
-            f"`passage_length={passage_length}` tokens (end token "
-            f"included); {counts['passage_tokens_cut']} token(s) were "
-            "cut."
+            f"{limit} tokens (end token included); "
+            f"{counts['passage_tokens_cut']} token(s) were cut."
         ),
         "target_tokens_cut": (
             f"{counts['target_tokens_cut']} target token(s) were cut to "

@@ -5,8 +5,11 @@ one gives randomly initialized weights of that shape (load trained weights
 with `from_preset(directory)`, or convert a T5.1.1 checkpoint with
 `keras_fido.convert`). Sizes are T5.1.1's; the FiDO pairings are the
 paper's (encoder two T5 sizes below the decoder, LSA period 6, one K/V
-head).
+head). The `lumen_*` presets are the FiDO pairings with passage memory
+(LUMEN-1/3: a third of the encoder's layers live).
 """
+
+from fractions import Fraction
 
 T5_VOCABULARY_SIZE = 32128
 
@@ -97,4 +100,48 @@ for _enc, _dec in (
         f"T5.1.1-{_enc} encoder, T5.1.1-{_dec} decoder with cross-attention "
         "in every 6th layer and multi-query attention.",
         "config": _fido(T5_1_1_SIZES[_enc], T5_1_1_SIZES[_dec]),
+    }
+
+# LUMEN (passage memory): a third of the encoder's layers live, rounded
+# up, over a 32-token question block.
+LUMEN_QUESTION_LENGTH = 32
+
+
+def lumen_live_layers(num_layers, fraction):
+    """Live layers of a LUMEN encoder: `fraction` of `num_layers`, rounded
+    up, at least one (LUMEN-1/3 of T5-Base's 12 layers: 4)."""
+    return max(1, -(-num_layers * fraction.numerator // fraction.denominator))
+
+
+backbone_presets["lumen_tiny"] = {
+    "description": "Tiny FiDO with passage memory (LUMEN) for tests and "
+    "examples: fido_tiny's decoder, a 3-layer width-64 encoder whose "
+    "last layer is live, over an 8-token question block.",
+    "config": dict(
+        backbone_presets["fido_tiny"]["config"],
+        encoder_num_layers=3,
+        encoder_live_layers=1,
+        encoder_question_length=8,
+    ),
+}
+for _enc, _dec in (
+    ("small", "large"),
+    ("base", "xl"),
+    ("large", "xxl"),
+    ("xl", "xxl"),
+):
+    _config = _fido(T5_1_1_SIZES[_enc], T5_1_1_SIZES[_dec])
+    _live = lumen_live_layers(_config["encoder_num_layers"], Fraction(1, 3))
+    backbone_presets[f"lumen_{_enc}_{_dec}"] = {
+        "description": f"FiDO {SIZE_NAMES[_enc]}-{SIZE_NAMES[_dec]} with "
+        f"passage memory (LUMEN-1/3): the first "
+        f"{_config['encoder_num_layers'] - _live} encoder layers encode "
+        f"each passage alone (storable), the last {_live} run per query "
+        f"over a {LUMEN_QUESTION_LENGTH}-token question block and the "
+        "passage's memory.",
+        "config": dict(
+            _config,
+            encoder_live_layers=_live,
+            encoder_question_length=LUMEN_QUESTION_LENGTH,
+        ),
     }
