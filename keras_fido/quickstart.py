@@ -105,10 +105,16 @@ def to_arrays(preprocessor, examples):
     )
 
 
-def train_reader(name, config, preprocessor, train, args):
+def train_reader(name, config, preprocessor, train, args, prepare=None):
+    """Trains a reader of `config` on the packed `train` arrays with the
+    quickstart's schedule (`args`: seed, epochs, batch size, learning
+    rate); `prepare(backbone)`, if given, runs before compiling (e.g. to
+    load weights and freeze some). Returns `(reader, seconds, loss)`."""
     keras.utils.set_random_seed(args.seed)
     # Train on the arrays preprocessed once; attach the preprocessor after.
     reader = FiDOSeq2SeqLM(FiDOBackbone(**config))
+    if prepare is not None:
+        prepare(reader.backbone)
     steps = args.epochs * -(-len(train[1]) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0,

@@ -7,6 +7,7 @@ from keras_fido.analysis.cache_memory import (
 from keras_fido.analysis.cache_memory import (
     self_attention_cache_bytes_per_sample,
 )
+from keras_fido.analysis.flops import encoder_flops_per_query
 from keras_fido.analysis.flops import flops_per_sample
 from keras_fido.analysis.flops import paper_flops_approximation
 from keras_fido.analysis.operational_intensity import decoding_step_costs
@@ -20,6 +21,7 @@ __all__ = [
     "bytes_per_element",
     "cross_attention_cache_bytes_per_sample",
     "decoding_step_costs",
+    "encoder_flops_per_query",
     "flops_per_sample",
     "inverse_operational_intensity",
     "paper_flops_approximation",

@@ -123,3 +123,43 @@ def paper_flops_approximation(config, num_passages, passage_length):
     encoder = 12 * n_s * d_e * d_e * dims.encoder_num_layers
     decoder = 2 * n_s * d * d * dims.decoder_num_layers
     return {"encoder": encoder, "decoder": decoder, "total": encoder + decoder}
+
+
+def encoder_flops_per_query(config, num_passages, passage_length):
+    """Encoder multiplications per sample, with passage memory or not.
+
+    With `encoder_live_layers` (LUMEN), a query runs the memory layers
+    over its question block once and the live layers over every passage
+    sequence (question block and passage memory); the memory layers'
+    work on the passages is done once per passage, offline. Without it,
+    every layer runs over every passage sequence (`flops_per_sample`'s
+    `encoder_total`). Counted as there: multiplications of the MLPs,
+    projections and attention.
+
+    Returns:
+        A dict of ints: `live` (the layers run over the `P` sequences),
+        `question_memory` (the memory layers over the question block),
+        `per_query` (their sum) and `stored_per_passage` (the memory
+        layers over one passage block, done when a store is built).
+    """
+    dims = model_dims(config)
+    n = check_positive_int("passage_length", passage_length)
+    passages = check_positive_int("num_passages", num_passages)
+    d, inner = dims.encoder_hidden_dim, dims.encoder_inner_dim
+    ff = dims.encoder_intermediate_dim
+
+    def layers_over(layers, sequences, length):
+        tokens = sequences * length
+        per_layer = tokens * (3 * d * ff + 4 * d * inner + 2 * length * inner)
+        return layers * per_layer
+
+    depth = dims.encoder_num_layers
+    live = config.get("encoder_live_layers") or depth
+    question = config.get("encoder_question_length") or 0
+    result = {
+        "live": layers_over(live, passages, n),
+        "question_memory": layers_over(depth - live, 1, question),
+        "stored_per_passage": layers_over(depth - live, 1, n - question),
+    }
+    result["per_query"] = result["live"] + result["question_memory"]
+    return result

@@ -1,0 +1,272 @@
+"""FiDO with passage memory (LUMEN): quality against the live fraction.
+
+    KERAS_BACKEND=jax python recipes/passage_memory.py \
+        --json docs/quality/passage_memory/passage_memory_cpu_jax.json
+
+On the embedded country task, for each seed: a FiDO reader whose encoder
+has six layers is trained with the quickstart's recipe, every layer live
+(its sequences packed as a question block, then the passage: the layout
+a memory encoder reads). Each live fraction is then fine-tuned from those
+weights with LUMEN's recipe: the last `fraction * 6` encoder layers live,
+the memory encoder (the first layers, the encoder's embedding and
+position bias) frozen, so the passages' memory is what a store built
+from the trained reader holds. Fraction 1 (FiDO) gets the same
+fine-tuning with nothing frozen. Recorded per fraction: test EM (mean
+and spread over seeds), EM by kind of question, the encoder's
+multiplications per query (the memory layers' work on passages is done
+once per passage, offline) and greedy `generate` ms/sample.
+`tools/quality_docs.py` renders the JSON into `docs/quality.md`.
+"""
+
+# ruff: noqa: E402 (TensorFlow's logging is set before it loads)
+
+import argparse
+import json
+import os
+import sys
+import time
+from fractions import Fraction
+
+from keras_fido.utils.console import quiet_native_logs
+
+if __name__ == "__main__":
+    quiet_native_logs()  # before TensorFlow loads; not with --verbose
+
+import keras
+import numpy as np
+
+from keras_fido import quickstart
+from keras_fido.analysis import encoder_flops_per_query
+from keras_fido.metrics import evaluate_predictions
+from keras_fido.models import FiDOSeq2SeqLMPreprocessor
+from keras_fido.models.passage_memory import freeze_memory_encoder
+
+ENCODER_LAYERS = 6
+FRACTIONS = ("1", "1/2", "1/3", "1/6")
+
+
+def reader_config(vocabulary_size, live_layers, question_length, recipe):
+    """The quality ladder's FiDO (mini sizes, LSA 2, one K/V head) with a
+    six-layer encoder whose last `live_layers` are live."""
+    width, heads = 96, 4
+    return dict(
+        vocabulary_size=vocabulary_size,
+        encoder_num_layers=ENCODER_LAYERS,
+        encoder_hidden_dim=width,
+        encoder_intermediate_dim=2 * width,
+        encoder_num_heads=heads,
+        decoder_num_layers=2,
+        decoder_hidden_dim=width,
+        decoder_intermediate_dim=2 * width,
+        decoder_num_heads=heads,
+        decoder_num_key_value_heads=1,
+        cross_attention_interval=2,
+        key_value_dim=32,
+        dropout=0.0,
+        copy_attention=recipe.copy_attention,
+        copy_key_offsets=tuple(recipe.copy_key_offsets),
+        encoder_live_layers=live_layers,
+        encoder_question_length=question_length,
+    )
+
+
+def live_layers(fraction):
+    """Live layers of the six for a fraction such as `"1/3"`."""
+    value = Fraction(fraction)
+    layers = value * ENCODER_LAYERS
+    if value <= 0 or value > 1 or layers.denominator != 1:
+        raise ValueError(
+            f"A live fraction must be k/{ENCODER_LAYERS} of the "
+            f"{ENCODER_LAYERS} encoder layers, in (0, 1]. Received: "
+            f"{fraction!r}"
+        )
+    return int(layers)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--fractions",
+        default=",".join(FRACTIONS),
+        help="comma-separated live fractions of the 6 encoder layers",
+    )
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument(
+        "--question-length",
+        type=int,
+        default=24,
+        help="positions of the question block (the task's longest "
+        "question is 21 tokens)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=1,
+        help="epochs of each fraction's fine-tuning from the full reader",
+    )
+    p.add_argument("--finetune-learning-rate", type=float, default=5e-4)
+    p.add_argument("--json", default=None)
+    args, rest = p.parse_known_args(argv)
+    # Everything else is the quickstart's recipe (epochs, vocabulary, ...).
+    recipe = quickstart.parse_args(rest)
+    args.fractions = [f for f in args.fractions.split(",") if f]
+    for fraction in args.fractions:
+        live_layers(fraction)  # refuses bad fractions before any work
+    args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    return args, recipe
+
+
+def measure(reader, test, batch_size):
+    predictions, seconds = quickstart.evaluate(reader, test, batch_size)
+    scores = evaluate_predictions(predictions, [e["answers"] for e in test])
+    return {
+        "test_em": scores["exact_match"],
+        "test_em_by_fact": quickstart.em_by_fact(test, predictions),
+        "generate_ms_per_sample": 1e3 * seconds / len(test),
+    }
+
+
+def run_seed(seed, args, recipe, task):
+    """The full reader of one seed, then every fraction from it."""
+    splits, tokenizer, preprocessor, train = task
+    vocabulary = tokenizer.vocabulary_size()
+    recipe = argparse.Namespace(**{**vars(recipe), "seed": seed})
+    full = reader_config(
+        vocabulary, ENCODER_LAYERS, args.question_length, recipe
+    )
+    base, base_seconds, _ = quickstart.train_reader(
+        f"full reader seed {seed}", full, preprocessor, train, recipe
+    )
+    weights = base.backbone.get_weights()
+    finetune = argparse.Namespace(
+        **{
+            **vars(recipe),
+            "epochs": args.finetune_epochs,
+            "learning_rate": args.finetune_learning_rate,
+        }
+    )
+    runs = {}
+    for fraction in args.fractions:
+        live = live_layers(fraction)
+
+        def prepare(backbone, live=live):
+            backbone.set_weights(weights)
+            if live < ENCODER_LAYERS:
+                freeze_memory_encoder(backbone)
+
+        config = reader_config(vocabulary, live, args.question_length, recipe)
+        reader, seconds, loss = quickstart.train_reader(
+            f"live {fraction} seed {seed}",
+            config,
+            preprocessor,
+            train,
+            finetune,
+            prepare=prepare,
+        )
+        record = measure(reader, splits["test"], recipe.batch_size)
+        record.update(
+            seed=seed,
+            full_reader_train_seconds=base_seconds,
+            finetune_seconds=seconds,
+            final_train_loss=float(loss),
+            trainable_parameters=int(
+                sum(int(np.prod(v.shape)) for v in reader.trainable_weights)
+            ),
+        )
+        print(
+            f"live {fraction} seed {seed}: test EM {record['test_em']:.1f}, "
+            f"{record['generate_ms_per_sample']:.1f} ms/sample",
+            flush=True,
+        )
+        runs[fraction] = record
+    return runs
+
+
+def summarize(fraction, runs, config, recipe, question_length):
+    ems = [r["test_em"] for r in runs]
+    facts = runs[0]["test_em_by_fact"]
+    flops = encoder_flops_per_query(
+        config, recipe.passages, question_length + recipe.passage_length
+    )
+    return {
+        "live_fraction": fraction,
+        "encoder_live_layers": config["encoder_live_layers"],
+        "encoder_num_layers": config["encoder_num_layers"],
+        "test_em_mean": float(np.mean(ems)),
+        "test_em_std": float(np.std(ems)),
+        "test_em_by_fact_mean": {
+            f: float(np.mean([r["test_em_by_fact"][f] for r in runs]))
+            for f in facts
+        },
+        "encoder_flops_per_query": flops,
+        "generate_ms_per_sample": float(
+            np.median([r["generate_ms_per_sample"] for r in runs])
+        ),
+        "runs": runs,
+    }
+
+
+def main(argv=None):
+    args, recipe = parse_args(argv)
+    start = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
+    splits, tokenizer, _ = quickstart.build_task(recipe)
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        tokenizer,
+        num_passages=recipe.passages,
+        passage_length=args.question_length + recipe.passage_length,
+        decoder_sequence_length=recipe.answer_length,
+        question_length=args.question_length,
+    )
+    train_examples = quickstart.training_examples(recipe, splits["train"])
+    train = quickstart.to_arrays(preprocessor, train_examples)
+    task = (splits, tokenizer, preprocessor, train)
+    by_seed = [run_seed(s, args, recipe, task) for s in args.seeds]
+    rows = []
+    for fraction in args.fractions:
+        config = reader_config(
+            tokenizer.vocabulary_size(),
+            live_layers(fraction),
+            args.question_length,
+            recipe,
+        )
+        runs = [seed_runs[fraction] for seed_runs in by_seed]
+        rows.append(
+            summarize(fraction, runs, config, recipe, args.question_length)
+        )
+    full = rows[0]["encoder_flops_per_query"]["per_query"]
+    print("\nlive  test EM (mean +- std)  encoder mults/query  ms/sample")
+    for row in rows:
+        flops = row["encoder_flops_per_query"]["per_query"]
+        print(
+            f"{row['live_fraction']:4s}  {row['test_em_mean']:6.1f} +- "
+            f"{row['test_em_std']:4.1f}       {flops / full:6.2f} x       "
+            f"{row['generate_ms_per_sample']:8.1f}"
+        )
+    record = {
+        "name": "passage_memory",
+        "command": "KERAS_BACKEND=jax python recipes/passage_memory.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "backend": keras.config.backend(),
+        "seeds": args.seeds,
+        "settings": {
+            **{k: v for k, v in vars(recipe).items() if k != "json"},
+            "question_length": args.question_length,
+            "finetune_epochs": args.finetune_epochs,
+            "finetune_learning_rate": args.finetune_learning_rate,
+            "copy_head": "pointer" if recipe.copy_attention else None,
+        },
+        "fractions": rows,
+        "run_total_seconds": time.perf_counter() - start,
+        # Other work on the machine shows here (cores busy, 1-minute mean).
+        "load_average": {"start": load_at_start, "end": os.getloadavg()[0]},
+    }
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
+    return record
+
+
+if __name__ == "__main__":
+    main()
