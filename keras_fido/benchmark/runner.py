@@ -19,6 +19,7 @@ from keras_fido.benchmark.timing import time_calls
 from keras_fido.benchmark.variants import variant_config
 from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
+from keras_fido.models.passage_memory import encode_with_memory
 
 
 def build_reader(config, dtype):
@@ -36,6 +37,55 @@ def encoder_model(backbone):
     return keras.Model(
         {"encoder_token_ids": ids, "encoder_padding_mask": mask}, output
     )
+
+
+class _EncoderFromMemory(keras.layers.Layer):
+    """The per-query encoder of a backbone with passage memory: question
+    block and live layers, the passages' memory given."""
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+
+    def call(self, token_ids, padding_mask, passage_memory):
+        return encode_with_memory(
+            self.backbone, token_ids, padding_mask, passage_memory
+        )
+
+    def compute_output_shape(self, ids_shape, *args):
+        return (ids_shape[0], None, self.backbone.encoder_hidden_dim)
+
+
+def memory_encoder_model(backbone):
+    """A functional model of the encoder run from stored passage memory."""
+    ids = keras.Input((None, None), dtype="int32", name="encoder_token_ids")
+    mask = keras.Input((None, None), dtype="int32", name="encoder_padding_mask")
+    memory = keras.Input(
+        (None, None, backbone.encoder_hidden_dim), name="passage_memory"
+    )
+    output = _EncoderFromMemory(backbone)(ids, mask, memory)
+    return keras.Model(
+        {
+            "encoder_token_ids": ids,
+            "encoder_padding_mask": mask,
+            "passage_memory": memory,
+        },
+        output,
+    )
+
+
+def random_memory(config, inputs):
+    """Random passage memory `[B, P, L - question block, d]` for `inputs`
+    (the encoder's cost does not depend on its values)."""
+    batch_size, passages, length = inputs["encoder_token_ids"].shape
+    rng = np.random.default_rng(2)
+    shape = (
+        batch_size,
+        passages,
+        length - config["encoder_question_length"],
+        config["encoder_hidden_dim"],
+    )
+    return rng.standard_normal(shape, dtype="float32")
 
 
 def random_inputs(
@@ -153,6 +203,11 @@ def run_variant(
 def _encoder_states(config, backbone, inputs, decoder_only, repeats):
     """(encoder output, its timing or `None` when `decoder_only`)."""
     if not decoder_only:
+        if config.get("encoder_live_layers") is not None:
+            inputs = dict(inputs, passage_memory=random_memory(config, inputs))
+            return _time_encoder(
+                memory_encoder_model(backbone), inputs, repeats
+            )
         return _time_encoder(encoder_model(backbone), inputs, repeats)
     # Random states of the right shape: the decoder's cost does not
     # depend on their values.
@@ -211,6 +266,11 @@ def _timing_record(
         },
         "parameters": int(backbone.count_params()),
         "cross_attention_layers": backbone.cross_attention_layer_indices,
+        # Per query; with passage memory, the passages' memory layers run
+        # once per passage, offline (`stored_per_passage`).
+        "encoder_flops_per_query": analysis.encoder_flops_per_query(
+            config, passages, passage_length
+        ),
         "setting": setting,
         "config": config,
         "machine": machine_info(),
