@@ -3,16 +3,17 @@
     KERAS_BACKEND=jax python recipes/passage_memory.py \
         --json docs/quality/passage_memory/passage_memory_cpu_jax.json
 
-On the embedded country task, for each seed: a FiDO reader whose encoder
-has six layers is trained with the quickstart's recipe, every layer live
-(its sequences packed as a question block, then the passage: the layout
-a memory encoder reads). Each live fraction is then fine-tuned from those
-weights with LUMEN's recipe: the last `fraction * 6` encoder layers live,
-the memory encoder (the first layers, the encoder's embedding and
-position bias) frozen, so the passages' memory is what a store built
-from the trained reader holds. Fraction 1 (FiDO) gets the same
-fine-tuning with nothing frozen. Recorded per fraction: test EM (mean
-and spread over seeds), EM by kind of question, the encoder's
+On the embedded country task, a FiDO reader whose encoder has six layers
+is trained with the quickstart's recipe (`--seed`), every layer live, its
+sequences packed as a question block, then the passage (the layout a
+memory encoder reads). As LUMEN starts from one trained checkpoint, each
+live fraction is then fine-tuned from those weights once per seed (the
+seed sets the fine-tuning's shuffling): the last `fraction * 6` encoder
+layers live, the memory encoder (the first layers, the encoder's
+embedding and position bias) frozen, so the passages' memory is what a
+store built from the trained reader holds. Fraction 1 (FiDO) gets the
+same fine-tuning with nothing frozen. Recorded per fraction: test EM
+(mean and spread over seeds), EM by kind of question, the encoder's
 multiplications per query (the memory layers' work on passages is done
 once per passage, offline) and greedy `generate` ms/sample.
 `tools/quality_docs.py` renders the JSON into `docs/quality.md`.
@@ -106,6 +107,11 @@ def parse_args(argv=None):
     )
     p.add_argument("--finetune-learning-rate", type=float, default=5e-4)
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--replot",
+        action="store_true",
+        help="only redraw the plot beside --json from its record",
+    )
     args, rest = p.parse_known_args(argv)
     # Everything else is the quickstart's recipe (epochs, vocabulary, ...).
     recipe = quickstart.parse_args(rest)
@@ -126,21 +132,33 @@ def measure(reader, test, batch_size):
     }
 
 
-def run_seed(seed, args, recipe, task):
-    """The full reader of one seed, then every fraction from it."""
+def train_full_reader(args, recipe, task):
+    """The full reader every fraction starts from (seed `recipe.seed`):
+    every encoder layer live, sequences in the memory layout."""
     splits, tokenizer, preprocessor, train = task
-    vocabulary = tokenizer.vocabulary_size()
-    recipe = argparse.Namespace(**{**vars(recipe), "seed": seed})
-    full = reader_config(
-        vocabulary, ENCODER_LAYERS, args.question_length, recipe
+    config = reader_config(
+        tokenizer.vocabulary_size(),
+        ENCODER_LAYERS,
+        args.question_length,
+        recipe,
     )
-    base, base_seconds, _ = quickstart.train_reader(
-        f"full reader seed {seed}", full, preprocessor, train, recipe
+    reader, seconds, loss = quickstart.train_reader(
+        f"full reader seed {recipe.seed}", config, preprocessor, train, recipe
     )
-    weights = base.backbone.get_weights()
+    record = measure(reader, splits["test"], recipe.batch_size)
+    record.update(train_seconds=seconds, final_train_loss=float(loss))
+    print(f"full reader: test EM {record['test_em']:.1f}", flush=True)
+    return reader.backbone.get_weights(), record
+
+
+def run_seed(seed, args, recipe, task, weights):
+    """Every fraction fine-tuned from the full reader's `weights` with
+    this seed (its shuffling and the order of the examples)."""
+    splits, tokenizer, preprocessor, train = task
     finetune = argparse.Namespace(
         **{
             **vars(recipe),
+            "seed": seed,
             "epochs": args.finetune_epochs,
             "learning_rate": args.finetune_learning_rate,
         }
@@ -154,7 +172,9 @@ def run_seed(seed, args, recipe, task):
             if live < ENCODER_LAYERS:
                 freeze_memory_encoder(backbone)
 
-        config = reader_config(vocabulary, live, args.question_length, recipe)
+        config = reader_config(
+            tokenizer.vocabulary_size(), live, args.question_length, recipe
+        )
         reader, seconds, loss = quickstart.train_reader(
             f"live {fraction} seed {seed}",
             config,
@@ -166,7 +186,6 @@ def run_seed(seed, args, recipe, task):
         record = measure(reader, splits["test"], recipe.batch_size)
         record.update(
             seed=seed,
-            full_reader_train_seconds=base_seconds,
             finetune_seconds=seconds,
             final_train_loss=float(loss),
             trainable_parameters=int(
@@ -206,8 +225,44 @@ def summarize(fraction, runs, config, recipe, question_length):
     }
 
 
+def plot(rows, path):
+    """EM against the encoder's multiplications per query, by fraction."""
+    from keras_fido.utils.extras import import_optional
+
+    matplotlib = import_optional("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = rows[0]["encoder_flops_per_query"]["per_query"]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for row in rows:
+        x = row["encoder_flops_per_query"]["per_query"] / base
+        ax.errorbar(
+            x, row["test_em_mean"], yerr=row["test_em_std"], fmt="o", capsize=3
+        )
+        label = "FiDO" if row["live_fraction"] == "1" else "FiDO + memory"
+        ax.annotate(
+            f"{label}, live {row['live_fraction']}",
+            (x, row["test_em_mean"]),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
+        )
+    ax.set_xlabel("encoder multiplications per query (FiDO = 1)")
+    ax.set_ylabel("test EM (mean over seeds)")
+    ax.set_title("Embedded country task: passage memory")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     args, recipe = parse_args(argv)
+    if args.replot:
+        with open(args.json) as f:
+            rows = json.load(f)["fractions"]
+        plot(rows, os.path.splitext(args.json)[0] + ".png")
+        return None
     start = time.perf_counter()
     load_at_start = os.getloadavg()[0]
     splits, tokenizer, _ = quickstart.build_task(recipe)
@@ -221,7 +276,8 @@ def main(argv=None):
     train_examples = quickstart.training_examples(recipe, splits["train"])
     train = quickstart.to_arrays(preprocessor, train_examples)
     task = (splits, tokenizer, preprocessor, train)
-    by_seed = [run_seed(s, args, recipe, task) for s in args.seeds]
+    weights, full_reader = train_full_reader(args, recipe, task)
+    by_seed = [run_seed(s, args, recipe, task, weights) for s in args.seeds]
     rows = []
     for fraction in args.fractions:
         config = reader_config(
@@ -256,6 +312,7 @@ def main(argv=None):
             "finetune_learning_rate": args.finetune_learning_rate,
             "copy_head": "pointer" if recipe.copy_attention else None,
         },
+        "full_reader": full_reader,
         "fractions": rows,
         "run_total_seconds": time.perf_counter() - start,
         # Other work on the machine shows here (cores busy, 1-minute mean).
@@ -265,6 +322,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)
+        plot(rows, os.path.splitext(args.json)[0] + ".png")
     return record
 
 

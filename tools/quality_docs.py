@@ -587,7 +587,63 @@ def _quickstart_fido(path):
     return dict(fido, settings=dict(settings, copy_head="pointer"))
 
 
-def render(records, quickstart_json, ladder_json=None, diagnostics=()):
+def memory_section(path):
+    """FiDO with passage memory from `recipes/passage_memory.py`."""
+    with open(path) as f:
+        record = json.load(f)
+    settings = record["settings"]
+    rows = record["fractions"]
+    full = rows[0]
+    lines = [
+        "## Passage memory (LUMEN): quality against the live fraction",
+        "",
+        f"`{record['command']}` ({len(record['seeds'])} seeds; the whole "
+        f"run took {record['run_total_seconds']:.0f} s{_load(record)}). "
+        "Per seed, a FiDO reader with a six-layer encoder (width 96; "
+        "decoder: the ladder's FiDO) is trained for "
+        f"{settings['epochs']} epochs with every layer live, its "
+        f"sequences packed as a {settings['question_length']}-token "
+        "question block then the passage; each live fraction is then "
+        f"fine-tuned from it for {settings['finetune_epochs']} epoch(s) "
+        f"(learning rate {settings['finetune_learning_rate']:g}) with the "
+        "memory encoder frozen (fraction 1: nothing frozen). Encoder "
+        "multiplications are per query, relative to fraction 1; the "
+        "memory layers' work on a passage is done once, when its memory "
+        "is stored. ms/sample is greedy `generate` on the test questions "
+        "with the memory computed on the fly (median over seeds), so it "
+        "does not show the saving; the base-size timings in "
+        "[performance.md](performance.md) do.",
+        "",
+        "| live fraction | live layers | test EM | vs fraction 1 | encoder "
+        "mults/query | stored mults/passage | ms/sample | "
+        + " | ".join(FACTS)
+        + " |",
+        "|" + "---|" * (len(FACTS) + 7),
+    ]
+    base = full["encoder_flops_per_query"]["per_query"]
+    for row in rows:
+        flops = row["encoder_flops_per_query"]
+        lines.append(
+            f"| {row['live_fraction']} | {row['encoder_live_layers']} of "
+            f"{row['encoder_num_layers']} | {row['test_em_mean']:.1f} +- "
+            f"{row['test_em_std']:.1f} | "
+            f"{row['test_em_mean'] - full['test_em_mean']:+.1f} | "
+            f"{flops['per_query'] / base:.2f}x | "
+            f"{flops['stored_per_passage'] / 1e6:.1f} M | "
+            f"{row['generate_ms_per_sample']:.1f} | "
+            + _by_fact_row(row["test_em_by_fact_mean"])
+            + " |"
+        )
+    plot = os.path.splitext(path)[0] + ".png"
+    if os.path.exists(plot):
+        rel = os.path.relpath(plot, "docs")
+        lines += ["", f"![EM against encoder cost]({rel})"]
+    return "\n".join(lines)
+
+
+def render(
+    records, quickstart_json, ladder_json=None, diagnostics=(), memory=None
+):
     parts = [INTRO]
     if quickstart_json and os.path.exists(quickstart_json):
         parts += [quickstart_section(quickstart_json), ""]
@@ -595,6 +651,8 @@ def render(records, quickstart_json, ladder_json=None, diagnostics=()):
         parts += [diagnostic_section(diagnostics), ""]
     if ladder_json and os.path.exists(ladder_json):
         parts += [ladder_section(ladder_json), ""]
+    if memory and os.path.exists(memory):
+        parts += [memory_section(memory), ""]
     parts += [
         "## Reading experiments",
         "",
@@ -620,6 +678,10 @@ def main(argv=None):
         "--ladder", default="docs/quality/ladder/ladder_cpu_jax.json"
     )
     p.add_argument("--diagnostics", default="docs/quality/diagnostics")
+    p.add_argument(
+        "--memory",
+        default="docs/quality/passage_memory/passage_memory_cpu_jax.json",
+    )
     p.add_argument("--out", default="docs/quality.md")
     args = p.parse_args(argv)
     paths = sorted(glob.glob(os.path.join(args.records, "*.json")))
@@ -635,6 +697,7 @@ def main(argv=None):
                 args.quickstart,
                 args.ladder,
                 sorted(glob.glob(os.path.join(args.diagnostics, "*.json"))),
+                args.memory,
             )
         )
     print(f"wrote {args.out} from {len(records)} experiment record(s)")
