@@ -139,10 +139,12 @@ def _peer(args, setting, records):
     from keras_fido.benchmark.peer import run_transformers_fid
 
     fid = next(r for r in records if r["variant"] == "fid")
+    options = {}
     if args.peer == "onnxruntime":
-        from keras_fido.benchmark.onnx_engine import run_onnxruntime_fid
+        from keras_fido.benchmark.onnx_peer import run_onnxruntime_fid
 
         run_transformers_fid = run_onnxruntime_fid  # noqa: F811
+        options["quantize"] = args.quantize
     print(f"timing the {args.peer} peer", flush=True)
     peer = run_transformers_fid(
         fid["config"],
@@ -153,24 +155,34 @@ def _peer(args, setting, records):
         repeats=setting["repeats"],
         decoder_only=setting["decoder_only"],
         threads=args.peer_threads,
+        **options,
     )
-    peer["keras_fido"] = {
-        key: fid[key]
-        for key in (
-            "encoder_ms_per_sample",
-            "decoder_ms_per_sample",
-            "total_ms_per_sample",
-        )
-    }
+    keys = (
+        "encoder_ms_per_sample",
+        "decoder_ms_per_sample",
+        "total_ms_per_sample",
+    )
+    peer["keras_fido"] = {key: fid[key] for key in keys}
     peer["ratios"] = peer_ratios(fid, peer)
+    _print_ratios(args.peer, peer["ratios"])
+    if peer.get("quantized") and fid.get("quantized"):
+        quantized = peer["quantized"]
+        quantized["keras_fido"] = {
+            key: fid["quantized"].get(key) for key in keys
+        }
+        quantized["ratios"] = peer_ratios(fid["quantized"], quantized)
+        _print_ratios(f"{args.peer} ({quantized['mode']})", quantized["ratios"])
+    return peer
+
+
+def _print_ratios(name, ratios):
     print(
-        f"keras_fido / {args.peer}: "
+        f"keras_fido / {name}: "
         + ", ".join(
-            f"{k} {v:.2f}x" for k, v in peer["ratios"].items() if v is not None
+            f"{k} {v:.2f}x" for k, v in ratios.items() if v is not None
         ),
         flush=True,
     )
-    return peer
 
 
 def _max_batches(args):

@@ -2,6 +2,7 @@
 
 import argparse
 
+from keras_fido.benchmark.variants import LADDER
 from keras_fido.benchmark.variants import VARIANTS
 from keras_fido.utils.console import add_verbose_flag
 
@@ -20,9 +21,11 @@ modes (combine freely, except --max-batch, which replaces the timing):
                  matmul rate, report measured / lower bound for the encoder
                  and the decoder step
   --peer         also time vanilla FiD through HuggingFace transformers, or
-                 (onnxruntime) transformers' T5 exported to ONNX
+                 (onnxruntime) transformers' T5 exported to ONNX by
+                 torch.onnx and served by ONNX Runtime
   --engine       keras (default) or onnxruntime: the exported graphs
-  --quantize     also time each variant after keras.Model.quantize
+  --quantize     also time each variant after keras.Model.quantize (ONNX
+                 Runtime's int8 for --engine and --peer onnxruntime)
   --beam N       also time N-beam search against greedy at batch size 1
   --max-batch    largest batch within --memory-budget-gib (no timing)
   --docs PATH    write the performance document; with --docs-from, from
@@ -120,8 +123,10 @@ def _add_shape_arguments(p):
     )
     p.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
-        help=f"comma list from {','.join(VARIANTS)} (default all)",
+        default=",".join(LADDER),
+        help=f"comma list from {','.join(VARIANTS)} (default the ladder, "
+        f"{','.join(LADDER)}; the lsa_mq_live_* variants have passage "
+        "memory: their encoder time is a query's, from stored memory)",
     )
     p.add_argument(
         "--decoder-only",
@@ -182,23 +187,29 @@ def _add_comparison_arguments(p):
         "--peer",
         choices=["transformers", "onnxruntime"],
         default=None,
-        help="also time the fid variant through HuggingFace transformers "
-        "T5 (PyTorch, FiD-style) and print keras_fido / peer ratios; "
+        help="also time the fid variant's size through a peer and print "
+        "keras_fido / peer ratios: transformers (HuggingFace T5 in "
+        "PyTorch, FiD-style generate) or onnxruntime (the same T5 "
+        "exported by torch.onnx into encoder, cross K/V and cached "
+        "decoder-step graphs, served by ONNX Runtime with IO binding; "
+        "with --quantize int8 also its quantize_dynamic int8 graphs); "
         "needs fid in --variants and --dtype float32",
     )
     p.add_argument(
         "--peer-threads",
         type=_positive_int,
         default=None,
-        help="torch threads of the peer (default: the machine's cores, "
-        "os.cpu_count())",
+        help="threads of the peer: torch threads, or ONNX Runtime's "
+        "shared pool (default: the machine's cores, os.cpu_count())",
     )
     p.add_argument(
         "--quantize",
         choices=["int8"],
         default=None,
-        help="also quantize each variant with keras.Model.quantize, time "
-        "it and report token agreement with the float model",
+        help="also quantize each variant (keras.Model.quantize; with "
+        "--engine onnxruntime, and for --peer onnxruntime, ONNX "
+        "Runtime's quantize_dynamic), time it and report token "
+        "agreement with the float model",
     )
     p.add_argument(
         "--beam",

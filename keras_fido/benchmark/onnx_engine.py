@@ -221,8 +221,6 @@ def _quantized(
 def graph_weight_sizes(directory):
     """Bytes of the graphs' weights (shared ones counted per graph) and
     the share of weight elements stored as int8."""
-    import os
-
     import onnx
     from onnx import numpy_helper
 
@@ -237,68 +235,3 @@ def graph_weight_sizes(directory):
             elements += array.size
             int8 += array.size if array.dtype == np.int8 else 0
     return {"bytes": int(total_bytes), "int8_fraction": int8 / max(elements, 1)}
-
-
-def run_onnxruntime_fid(
-    config,
-    batch_size,
-    passages,
-    passage_length,
-    output_length,
-    repeats=3,
-    decoder_only=False,
-    threads=None,
-):
-    """The ONNX Runtime peer: a transformers T5.1.1 (random weights, the
-    size of the vanilla FiD `config`), converted with
-    `keras_fido.convert.from_transformers`, exported with `export_onnx`
-    and timed as `run_onnx_variant` times (encoder, cross K/V once, cached
-    decoder steps, IO binding). Returns the `peer.run_transformers_fid`
-    keys."""
-    import onnxruntime
-    import torch
-    import transformers
-
-    from keras_fido.benchmark.peer import t5_config
-    from keras_fido.convert.transformers_t5 import from_transformers
-    from keras_fido.export.export_onnx import export_onnx
-    from keras_fido.export.onnx_reader import OnnxReader
-    from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
-
-    torch.manual_seed(0)
-    model = transformers.T5ForConditionalGeneration(t5_config(config)).eval()
-    reader = FiDOSeq2SeqLM(from_transformers(model))
-    del model
-    ids, mask, _, _ = random_inputs(
-        config, batch_size, passages, passage_length, output_length
-    )
-    with tempfile.TemporaryDirectory() as directory:
-        export_onnx(reader, directory, max_length=output_length + 1)
-        del reader
-        encoder, decoder, _ = time_onnx_reader(
-            OnnxReader(directory, threads=threads),
-            ids,
-            mask,
-            output_length,
-            repeats,
-            decoder_only,
-        )
-    record = _record(encoder, decoder, batch_size, output_length)
-    return {
-        "library": "onnxruntime",
-        "onnxruntime": onnxruntime.__version__,
-        "transformers": transformers.__version__,
-        # The report's peer line names the library versions it ran with.
-        "torch": f"onnxruntime {onnxruntime.__version__}, weights from "
-        f"torch {torch.__version__}",
-        "threads": threads or os.cpu_count(),
-        **{
-            key: record[key]
-            for key in (
-                "encoder_ms_per_sample",
-                "decoder_ms_per_sample",
-                "total_ms_per_sample",
-                "compile_s",
-            )
-        },
-    }

@@ -210,18 +210,47 @@ def _roofline_section(records, machine, sub):
 
 
 def _peer_section(peer, sub):
-    return [
+    if peer["library"] == "onnxruntime":
+        how = (
+            f"ONNX Runtime {peer['onnxruntime']} running transformers "
+            f"{peer['transformers']}'s T5 exported by `torch.onnx` (torch "
+            f"{peer['torch']}): an encoder graph, the cross-attention K/V "
+            "of every layer once per request and a cached decoder step, "
+            "states kept in ONNX Runtime between steps (IO binding), "
+            f"{peer['threads']} threads, FiD-style (passages encoded "
+            "apart, states concatenated), greedy, all steps forced."
+        )
+    else:
+        how = (
+            f"{peer['library']} {peer['transformers']}, torch "
+            f"{peer['torch']}, {peer['threads']} threads, FiD-style "
+            "(passages encoded apart, states concatenated, greedy "
+            "`generate` with its cache, all steps forced, "
+            "`torch.inference_mode`)."
+        )
+    lines = [
         "",
         f"{sub} Against {peer['library']} (vanilla FiD, same size)",
         "",
-        f"{peer['library']} {peer['transformers']}, torch "
-        f"{peer['torch']}, {peer['threads']} threads, FiD-style "
-        "(passages encoded apart, states concatenated, greedy "
-        "`generate` with its cache, all steps forced, "
-        "`torch.inference_mode`). Above 1, keras_fido is slower.",
+        how + " Above 1, keras_fido is slower.",
         "",
         peer_table(peer),
     ]
+    quantized = peer.get("quantized")
+    if quantized and quantized.get("ratios"):
+        lines += [
+            "",
+            f"Both quantized ({quantized['mode']}):",
+            "",
+            peer_table(
+                dict(
+                    quantized,
+                    library=f"{peer['library']} {quantized['mode']}",
+                    keras_fido=quantized.get("keras_fido", {}),
+                )
+            ),
+        ]
+    return lines
 
 
 def _quantized_section(records, sub):
