@@ -69,6 +69,7 @@ from keras_fido.models.fido_presets import backbone_presets
 from keras_fido.training import fine_tuning_optimizer
 from keras_fido.training import with_copy_head
 from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
+from keras_fido.training.gathered_weights import gathered_weights
 from keras_fido.training.input_shards import shard_batch_size
 from keras_fido.training.input_shards import shard_examples
 from keras_fido.training.input_shards import shuffle_by_epoch
@@ -254,8 +255,8 @@ def train(reader, args, engine=None, chief=True):
         if os.path.exists(own_best):
             reader.load_weights(own_best)
     preset = os.path.join(args.output, "preset")
-    with written_by_chief(preset, chief) as own_preset:
-        reader.save_to_preset(own_preset)
+    with gathered_weights(reader), written_by_chief(preset, chief) as own:
+        reader.save_to_preset(own)
     if chief:
         print(f"saved the best reader to {preset}")
 

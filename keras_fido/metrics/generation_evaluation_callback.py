@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_fido.metrics.qa_scores import evaluate_predictions
+from keras_fido.training.gathered_weights import gathered_weights
 from keras_fido.utils.atomic_write import atomic_file
 from keras_fido.utils.checks import check_positive_int
 
@@ -187,8 +188,13 @@ class GenerationEvaluationCallback(keras.callbacks.Callback):
             # Any object with `save_weights` (a wrapper, a test double).
             self.model.save_weights(self.checkpoint_path)
             return
-        # Atomically: a kill mid-save keeps the previous best file.
-        with atomic_file(self.checkpoint_path) as temporary:
+        # Atomically: a kill mid-save keeps the previous best file. Weights
+        # sharded over several processes are gathered first (a collective:
+        # every process evaluates and saves alike).
+        with (
+            atomic_file(self.checkpoint_path) as temporary,
+            gathered_weights(self.model),
+        ):
             self.model.save_weights(temporary)
 
     def predict(self, model=None):

@@ -295,7 +295,7 @@ class FiDOSeq2SeqLMPreprocessor(FiDOGenerationMixin, Seq2SeqLMPreprocessor):
             self.question_length,
         )
         for kind, message in messages.items():
-            if counts[kind] > 0 and kind not in self._warned_kinds:
+            if counts.get(kind, 0) > 0 and kind not in self._warned_kinds:
                 self._warned_kinds.add(kind)
                 warnings.warn(
                     f"{self.__class__.__name__}: {message} This warning is "

@@ -22,12 +22,20 @@ on one process makes every process end with one line naming
   `OUT/<name>.npz` (weights after the step) and `OUT/figures.json`.
 - `reference`: `train` on one device, by the chief alone, uninterrupted;
   it writes `OUT/reference.npz` and `OUT/reference.json`.
-- `train`: `EPOCHS` epochs of `STEPS` steps with
+- `train`: `EPOCHS` epochs of `STEPS` steps, data parallel, with
   `ChiefBackupAndRestore` in `OUT/backup_final`; the chief writes
   `OUT/final.npz` and `OUT/final.json` (steps counted). With
   `KILL_AT=EPOCH,STEP`, process 1 kills itself (SIGKILL) before that step
   unless `OUT/killed` exists, which it creates first: the same command
   run again trains to the end.
+- `train_model`: the same training, model parallel with the model axis
+  over all 4 devices (each sharded weight split between the processes),
+  backed up in `OUT/backup_model_final` (kept). Every process stops
+  before step 1 of epoch 1 (an exception); a new reader then resumes
+  from the backup and trains to the end. The chief writes
+  `OUT/model_final.npz`, `OUT/model_final.json` (steps counted),
+  `OUT/model_epochs.json` (the epochs the resumed run trained), and saves
+  `OUT/model_preset` (`save_to_preset`) and `OUT/model_final.keras`.
 """
 
 import json
@@ -39,19 +47,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_fido.models.fido_backbone import FiDOBackbone
 from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
 from keras_fido.testing.distribution_checks import BATCH_SIZE
 from keras_fido.testing.distribution_checks import tiny_batch
-from keras_fido.testing.fido_models import tiny_backbone
+from keras_fido.testing.fido_models import TINY_FIDO_CONFIG
+from keras_fido.testing.fido_models import reseed_weights
 from keras_fido.training import processes
 from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
 from keras_fido.training.distribution import distribution_context
+from keras_fido.training.gathered_weights import gathered_weights
 from keras_fido.training.input_shards import shard_batch_size
 from keras_fido.training.input_shards import shard_examples
+from keras_fido.training.processes import written_by_chief
 
 EPOCHS = 3
 STEPS = 2
 MODEL_PARALLEL = 2  # within each process's 2 devices
+MODEL_PARALLEL_ACROSS = 4  # over both processes' 2 devices
 
 
 def examples(steps=1):
@@ -90,25 +103,23 @@ def check_architecture(group, engine):
 
 
 def compiled_reader(initial_weights=None):
-    reader = FiDOSeq2SeqLM(tiny_backbone("fido", **architecture()), None)
+    backbone = FiDOBackbone(**{**TINY_FIDO_CONFIG, **architecture()})
+    with gathered_weights(backbone):  # reseeding reads every weight
+        reseed_weights(backbone, seed=0)
+    reader = FiDOSeq2SeqLM(backbone, None)
     if initial_weights is not None:
         reader.set_weights(initial_weights)
-    reader.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    # Momentum: optimizer state, sharded as the weights are, that a
+    # resumed run must restore too.
+    optimizer = keras.optimizers.SGD(learning_rate=0.5, momentum=0.5)
+    reader.compile(optimizer=optimizer)
     return reader
 
 
 def numpy_weights(reader):
     """Every weight by path, whole on every process."""
-    return {v.path: whole(v.value) for v in reader.weights}
-
-
-def whole(value):
-    """A weight's value as numpy, gathered from every process (JAX)."""
-    if keras.backend.backend() == "jax" and not value.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(value, tiled=True))
-    return keras.ops.convert_to_numpy(value)
+    with gathered_weights(reader):
+        return {v.path: keras.ops.convert_to_numpy(v) for v in reader.weights}
 
 
 def run_step(output_dir, group):
@@ -169,6 +180,41 @@ class KillOnce(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Raises `Interrupted` before step `step` of epoch `epoch`."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.epoch, self.step = epoch, step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current_epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.current_epoch, batch) == (self.epoch, self.step):
+            raise Interrupted
+
+
+def fit_with_backup(engine, backup, chief, callbacks=(), keep=False):
+    """A new reader trained `EPOCHS` x `STEPS` steps, resuming from the
+    `ChiefBackupAndRestore` in `backup`; returns it and its history."""
+    reader = compiled_reader()
+    history = reader.fit(
+        batches(engine, STEPS),
+        epochs=EPOCHS,
+        callbacks=[
+            ChiefBackupAndRestore(backup, chief, delete_checkpoint=not keep),
+            *callbacks,
+        ],
+        verbose=0,
+    )
+    return reader, history
+
+
 def run_train(output_dir, group, name="final"):
     keras.utils.set_random_seed(0)
     context = distribution_context(
@@ -177,29 +223,66 @@ def run_train(output_dir, group, name="final"):
     chief = group is None or group.chief
     with context as engine:
         check_architecture(group, engine)
-        reader = compiled_reader()
-        callbacks = [
-            ChiefBackupAndRestore(
-                os.path.join(output_dir, f"backup_{name}"), chief=chief
-            )
-        ]
+        callbacks = []
         kill_at = os.environ.get("KILL_AT")
         if kill_at and group and group.process_id == 1:
             epoch, step = map(int, kill_at.split(","))
             marker = os.path.join(output_dir, "killed")
             callbacks.append(KillOnce(epoch, step, marker))
-        reader.fit(
-            batches(engine, STEPS),
-            epochs=EPOCHS,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        backup = os.path.join(output_dir, f"backup_{name}")
+        reader, _ = fit_with_backup(engine, backup, chief, callbacks)
         weights = numpy_weights(reader)
     if chief:
-        np.savez(os.path.join(output_dir, f"{name}.npz"), **weights)
-        steps = int(keras.ops.convert_to_numpy(reader.optimizer.iterations))
-        with open(os.path.join(output_dir, f"{name}.json"), "w") as f:
-            json.dump({"steps": steps}, f)
+        save_figures(output_dir, name, reader, weights)
+
+
+def run_train_model(output_dir, group):
+    """`train` model parallel over every device (each sharded weight split
+    between the processes): stopped mid-epoch 1 on every process, then
+    resumed by a new reader from the backup, which is kept; then saved."""
+    keras.utils.set_random_seed(0)
+    context = distribution_context(
+        "model",
+        model_parallel=MODEL_PARALLEL_ACROSS,
+        batch_size=BATCH_SIZE,
+        group=group,
+    )
+    backup = os.path.join(output_dir, "backup_model_final")
+    with context as engine:
+        check_architecture(group, engine)
+        try:
+            fit_with_backup(
+                engine, backup, group.chief, [InterruptAt(1, 1)], keep=True
+            )
+        except Interrupted:
+            pass
+        reader, history = fit_with_backup(
+            engine, backup, group.chief, keep=True
+        )
+        weights = numpy_weights(reader)
+        save_model_files(reader, output_dir, group.chief)
+    if group.chief:
+        save_figures(output_dir, "model_final", reader, weights)
+        with open(os.path.join(output_dir, "model_epochs.json"), "w") as f:
+            json.dump(history.epoch, f)  # the epochs the resumed run ran
+
+
+def save_figures(output_dir, name, reader, weights):
+    np.savez(os.path.join(output_dir, f"{name}.npz"), **weights)
+    steps = int(keras.ops.convert_to_numpy(reader.optimizer.iterations))
+    with open(os.path.join(output_dir, f"{name}.json"), "w") as f:
+        json.dump({"steps": steps}, f)
+
+
+def save_model_files(reader, output_dir, chief):
+    """The preset and the `.keras` file, saved by every process, kept by
+    the chief (as the recipes save)."""
+    preset = os.path.join(output_dir, "model_preset")
+    with gathered_weights(reader), written_by_chief(preset, chief) as own:
+        reader.save_to_preset(own)
+    path = os.path.join(output_dir, "model_final.keras")
+    with gathered_weights(reader), written_by_chief(path, chief) as own:
+        reader.save(own)
 
 
 def run_reference(output_dir, group):
@@ -211,11 +294,16 @@ def run_reference(output_dir, group):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    modes = {"step": run_step, "reference": run_reference, "train": run_train}
+    modes = {
+        "step": run_step,
+        "reference": run_reference,
+        "train": run_train,
+        "train_model": run_train_model,
+    }
     if len(argv) < 2 or not set(argv[1:]) <= set(modes):
         raise SystemExit(
             "usage: python -m keras_fido.testing.multi_process_checks "
-            "OUTPUT_DIR {step,reference,train}..."
+            "OUTPUT_DIR {step,reference,train,train_model}..."
         )
     group = processes.process_group()
     processes.initialize(group, timeout=int(os.environ.get("TIMEOUT", 60)))

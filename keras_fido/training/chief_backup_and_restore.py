@@ -1,6 +1,7 @@
 """Training backups written by one process and read by all."""
 
 from keras_fido.training.atomic_backup_and_restore import AtomicBackupAndRestore
+from keras_fido.training.gathered_weights import gathered_weights
 from keras_fido.training.processes import written_by_chief
 
 
@@ -14,7 +15,10 @@ class ChiefBackupAndRestore(AtomicBackupAndRestore):
     processes writing one shared directory would race. The other
     processes still run the same save, into a scratch directory that they
     delete: saving takes part in the processes' collectives
-    (`processes.written_by_chief`).
+    (`processes.written_by_chief`). Weights that `--distribution model`
+    splits over processes are gathered for each save
+    (`gathered_weights`), and a restore lays the saved values out again
+    as the variables' layouts say.
 
     Args:
         backup_dir: str. A directory every process reads (a shared
@@ -30,8 +34,9 @@ class ChiefBackupAndRestore(AtomicBackupAndRestore):
         self.chief = chief
 
     def _save_model(self):
-        if self.chief:
-            super()._save_model()
-            return
-        with written_by_chief(self._weights_path, chief=False) as scratch:
-            self.model.save_weights(filepath=scratch, overwrite=True)
+        with gathered_weights(self.model):
+            if self.chief:
+                super()._save_model()
+                return
+            with written_by_chief(self._weights_path, chief=False) as scratch:
+                self.model.save_weights(filepath=scratch, overwrite=True)

@@ -233,11 +233,12 @@ def written_by_chief(path, chief):
     chief, a scratch copy (deleted afterwards) on every other process.
 
     Every process must run the same saving code: on JAX across processes,
-    reading a sharded weight gathers it from every process, and even a
-    variable that Keras creates while saving (`save_weights` makes a
-    reference optimizer) is a collective. A save run by the chief alone
-    would leave the others one collective behind, and the job fails or
-    hangs at the next one. So all save, and only the chief's copy stays.
+    a weight split over processes is gathered from every process
+    (`gathered_weights`), and even a variable that Keras creates while
+    saving (`save_weights` makes a reference optimizer) is a collective.
+    A save run by the chief alone would leave the others one collective
+    behind, and the job fails or hangs at the next one. So all save, and
+    only the chief's copy stays.
     """
     if chief:
         yield path

@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras_fido.data import span_corruption_dataset
 from keras_fido.data import span_corruption_lengths
 from keras_fido.training.chief_backup_and_restore import ChiefBackupAndRestore
+from keras_fido.training.gathered_weights import gathered_weights
 from keras_fido.training.input_shards import shard_batch_size
 from keras_fido.training.input_shards import shard_examples
 from keras_fido.training.optimizer import pretraining_optimizer
@@ -198,7 +199,9 @@ def pretrain_span_corruption(
         print(f"Stopped at step {step} of {steps}.")
         return summary
     summary["preset"] = os.path.join(output, "preset")
-    with written_by_chief(summary["preset"], chief) as preset:
-        model.save_to_preset(preset)  # every process: see written_by_chief
+    # Every process saves: see written_by_chief and gathered_weights.
+    with gathered_weights(model):
+        with written_by_chief(summary["preset"], chief) as preset:
+            model.save_to_preset(preset)
     print(f"Step {step} of {steps}; saved the model to {summary['preset']}")
     return summary

@@ -1,5 +1,6 @@
 """Training across 2 processes x 2 CPU devices on localhost matches one
-process, resumes after a kill, and refuses bad settings in one line."""
+process, resumes after a kill, saves what one process loads, and refuses
+bad settings in one line."""
 
 import json
 import os
@@ -116,10 +117,12 @@ def run_job(backend, output_dir, modes, **env):
 
 
 def assert_same_weights(expected, received):
+    """`received`: an `.npz` file, or weights by path."""
     expected = np.load(expected)
-    received = np.load(received)
-    assert sorted(received.files) == sorted(expected.files)
-    for path in expected.files:
+    if isinstance(received, os.PathLike):
+        received = np.load(received)
+    assert sorted(received) == sorted(expected)
+    for path in expected:
         np.testing.assert_allclose(
             received[path], expected[path], err_msg=path, **TOLERANCE
         )
@@ -132,15 +135,16 @@ def jax_job(tmp_path_factory):
 
     1. a job of 2 processes x 2 devices takes the one-step checks
        (`step`); the chief trains `EPOCHS` x `STEPS` steps on one device
-       uninterrupted (`reference`); then both start the training
-       (`train`) with `KILL_AT=1,1`: process 1 SIGKILLs itself mid-epoch
-       1, and the job is stopped as a scheduler would;
+       uninterrupted (`reference`); both train model parallel, stopped
+       mid-epoch 1 and resumed in the same processes (`train_model`);
+       then both start the data-parallel training (`train`) with
+       `KILL_AT=1,1`: process 1 SIGKILLs itself mid-epoch 1, and the job
+       is stopped as a scheduler would;
     2. the training command is run again, unchanged, and finishes.
     """
     output_dir = tmp_path_factory.mktemp("job")
-    killed = wait_all(
-        start_job("jax", output_dir, "step reference train", KILL_AT="1,1")
-    )
+    modes = "step reference train_model train"
+    killed = wait_all(start_job("jax", output_dir, modes, KILL_AT="1,1"))
     state = {
         "killed": killed,
         "marker": (output_dir / "killed").exists(),
@@ -180,6 +184,43 @@ def test_job_killed_mid_epoch_resumes_to_the_same_weights(jax_job):
     expected = json.loads((output_dir / "reference.json").read_text())
     assert steps == expected["steps"] == 6
     assert_same_weights(output_dir / "reference.npz", output_dir / "final.npz")
+
+
+@pytest.mark.large
+def test_model_parallel_training_resumes_to_the_same_weights(jax_job):
+    """Stopped mid-epoch 1, every weight split between the processes, and
+    resumed from the backup (weights and momentum laid out again)."""
+    output_dir, state = jax_job
+    assert (output_dir / "model_final.json").exists(), state["logs"][0][-3000:]
+    resumed = json.loads((output_dir / "model_epochs.json").read_text())
+    assert resumed == [1, 2]  # epoch 0 came from the backup
+    final = json.loads((output_dir / "model_final.json").read_text())
+    assert final["steps"] == 6
+    assert_same_weights(
+        output_dir / "reference.npz", output_dir / "model_final.npz"
+    )
+
+
+@pytest.mark.large
+def test_model_parallel_saves_load_in_one_process(jax_job):
+    """The chief's checkpoint, preset and `.keras` file of the
+    model-parallel job, each weight split between the processes while it
+    trained, load here (one device) with the uninterrupted run's
+    weights."""
+    import keras
+
+    from keras_fido.models import FiDOBackbone
+    from keras_fido.testing.multi_process_checks import compiled_reader
+
+    output_dir, _ = jax_job
+    expected = output_dir / "reference.npz"
+    checkpoint = compiled_reader()
+    checkpoint.load_weights(output_dir / "backup_model_final/latest.weights.h5")
+    preset = FiDOBackbone.from_preset(str(output_dir / "model_preset"))
+    saved = keras.saving.load_model(output_dir / "model_final.keras")
+    for model in (checkpoint, preset, saved):
+        weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+        assert_same_weights(expected, weights)
 
 
 @pytest.mark.large
