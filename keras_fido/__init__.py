@@ -18,6 +18,7 @@ _SUBPACKAGES = (
     "data",
     "export",
     "layers",
+    "memory",
     "metrics",
     "models",
     "training",

@@ -52,8 +52,11 @@ class _EncoderFromMemory(keras.layers.Layer):
             self.backbone, token_ids, padding_mask, passage_memory
         )
 
-    def compute_output_shape(self, ids_shape, *args):
-        return (ids_shape[0], None, self.backbone.encoder_hidden_dim)
+    def compute_output_shape(
+        self, token_ids_shape, padding_mask_shape, passage_memory_shape
+    ):
+        width = self.backbone.encoder_hidden_dim
+        return (token_ids_shape[0], None, width)
 
 
 def memory_encoder_model(backbone):

@@ -15,8 +15,10 @@ def main(argv=None):
             "FiDOSeq2SeqLM.save_to_preset) as a SavedModel for TF Serving: "
             "OUT_DIR/<version>/saved_model.pb, with the signatures "
             "'serving_default' (question, titles, texts -> answers) and "
-            "'serving_tokens' (token ids -> answers). Runs under any "
-            "KERAS_BACKEND: the preset is loaded under TensorFlow."
+            "'serving_tokens' (token ids -> answers), and for a reader "
+            "with passage memory 'serving_memory' and "
+            "'serving_memory_tokens' (stored memory -> answers). Runs "
+            "under any KERAS_BACKEND: the preset is loaded under TensorFlow."
         ),
     )
     parser.add_argument("preset_dir", help="the reader's preset directory")

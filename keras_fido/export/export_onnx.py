@@ -16,6 +16,8 @@ GRAPH_FILES = {
     "cross_key_value": "cross_key_value.onnx",
     "decoder_step": "decoder_step.onnx",
 }
+# Beside them, for a backbone with passage memory (`encoder_live_layers`).
+MEMORY_GRAPH_FILES = {"live_encoder": "live_encoder.onnx"}
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.spm"
 # Above this many bytes of weights a graph keeps them in a side file:
@@ -32,7 +34,7 @@ def export_onnx(
     agreement_threshold=0.9,
     overwrite=False,
 ):
-    """Exports a `FiDOSeq2SeqLM` as three ONNX graphs and a manifest.
+    """Exports a `FiDOSeq2SeqLM` as ONNX graphs and a manifest.
 
     Works under every Keras backend: the graphs are written node by node
     from the reader's weights (`keras_fido.export.onnx_graphs`), with the
@@ -47,6 +49,13 @@ def export_onnx(
       decoder's K/V heads, computed once per request;
     - `decoder_step.onnx`: one cached decoding step -> logits, the greedy
       next token and the grown self-attention caches;
+    - `live_encoder.onnx`, for a backbone with passage memory
+      (`encoder_live_layers`, question block `q`) only: the question
+      block's ids `[B, q]`, the mask `[B, P, L]` and the passages' stored
+      memory `[B, P, L - q, d_enc]` -> the encoder output, so a server
+      that holds a memory store runs only the question's memory layers,
+      the live layers and the decoder (`OnnxReader.generate_from_memory`);
+      `encoder.onnx` then runs the split encoder from token ids;
     - `tokenizer.spm`, the SentencePiece model (with a preprocessor);
     - `manifest.json`: the config, the limits (`num_passages`,
       `passage_length`, `max_length`), special token ids, FiD prefixes,
@@ -115,12 +124,12 @@ def export_onnx(
     weights = onnx_graphs.reader_weights(backbone)
     graphs = {
         name: getattr(onnx_graphs, f"{name}_graph")(weights)
-        for name in GRAPH_FILES
+        for name in manifest["graphs"]
     }
     del weights
     if quantize is None:
         for name, model in graphs.items():
-            save_graph(model, os.path.join(directory, GRAPH_FILES[name]))
+            save_graph(model, os.path.join(directory, manifest["graphs"][name]))
         _write_manifest(directory, manifest)
         return manifest
     return _save_int8(
@@ -170,14 +179,15 @@ def _save_int8(
 ):
     """Writes the graphs int8-quantized, with their agreement with the
     float graphs (written to a temporary directory) in the manifest."""
+    files = manifest["graphs"]
     with tempfile.TemporaryDirectory() as float_dir:
         for name, model in graphs.items():
-            save_graph(model, os.path.join(float_dir, GRAPH_FILES[name]))
+            save_graph(model, os.path.join(float_dir, files[name]))
         graphs.clear()  # The caller's dict too: frees the float graphs.
         _write_manifest(float_dir, manifest)
         if with_tokenizer:
             shutil.copy(os.path.join(directory, TOKENIZER_FILE), float_dir)
-        for name, file in GRAPH_FILES.items():
+        for file in files.values():
             quantize_graph(
                 os.path.join(float_dir, file), os.path.join(directory, file)
             )
@@ -227,6 +237,8 @@ def _manifest(backbone, preprocessor, max_length):
         "tokenizer": None,
         "quantization": None,
     }
+    if config.get("encoder_live_layers") is not None:
+        manifest["graphs"].update(MEMORY_GRAPH_FILES)
     if preprocessor is None:
         manifest["limits"].update(num_passages=None, passage_length=None)
         manifest["special_token_ids"] = {"start": 0, "end": 1, "pad": 0}
@@ -282,7 +294,8 @@ def _prepare(directory, overwrite):
             f"`directory` must be a directory. Received: {directory!r}, a file"
         )
     os.makedirs(directory, exist_ok=True)
-    ours = set(GRAPH_FILES.values()) | {MANIFEST_FILE, TOKENIZER_FILE}
+    ours = set(GRAPH_FILES.values()) | set(MEMORY_GRAPH_FILES.values())
+    ours |= {MANIFEST_FILE, TOKENIZER_FILE}
     present = sorted(
         name
         for name in os.listdir(directory)

@@ -25,7 +25,8 @@ def export_preset(
     otherwise in a subprocess with `KERAS_BACKEND=tensorflow` (a preset
     saved under JAX or PyTorch loads under TensorFlow unchanged). The
     export is `export_saved_model`'s: signatures `serving_default`
-    (strings) and `serving_tokens` (token ids), written to
+    (strings) and `serving_tokens` (token ids), and with passage memory
+    `serving_memory` and `serving_memory_tokens`, written to
     `export_dir/<version>/`.
 
     Args:

@@ -8,11 +8,14 @@ import keras
 import tensorflow as tf
 
 from keras_fido.export.greedy_decode import greedy_decode
+from keras_fido.models.fid_packing import join_question_block
 from keras_fido.utils.atomic_write import replace_directory
 from keras_fido.utils.checks import check_positive_int
 
 TEXT_SIGNATURE = "serving_default"
 TOKEN_SIGNATURE = "serving_tokens"
+MEMORY_SIGNATURE = "serving_memory"
+MEMORY_TOKEN_SIGNATURE = "serving_memory_tokens"
 
 
 def export_saved_model(
@@ -28,7 +31,8 @@ def export_saved_model(
 
     The SavedModel needs only TensorFlow and the tensorflow-text
     SentencePiece ops: no Python, no keras, no keras_fido. It has two
-    signatures, both greedy, each returning the same outputs:
+    signatures (four with passage memory, below), all greedy, each
+    returning the same outputs:
 
     - `"serving_default"` takes strings: `question` `tf.string [B]`,
       `titles` and `texts` `tf.string [B, P]`. The preprocessor's own FiD
@@ -41,6 +45,27 @@ def export_saved_model(
     - `"serving_tokens"` takes pre-tokenized passages:
       `encoder_token_ids` and `encoder_padding_mask`, `tf.int32
       [B, P, L]` (1 on real tokens), as the preprocessor packs them.
+
+    A reader whose backbone has passage memory (`encoder_live_layers`,
+    question block `q = encoder_question_length`) gets two more, which
+    take the passages' stored memory (`keras_fido.models.passage_memory.
+    encode_passage_memory`, as a memory store holds it) instead of running
+    the memory encoder over them: a server that holds the store runs only
+    the question block's memory layers, the live layers and the decoder.
+
+    - `"serving_memory"`: `question` `tf.string [B]`; the passage blocks
+      as the preprocessor packs them (`title: t context: c`, end token),
+      `passage_token_ids` and `passage_padding_mask` `tf.int32 [B, P, N]`
+      with `N = passage_length - q`; and `passage_memory` `tf.float32
+      [B, P, N, d_enc]`. The question block is tokenized in the graph
+      and packed in front of every passage with a real token, as the
+      preprocessor packs it (an example without passages keeps its
+      question in slot 0).
+    - `"serving_memory_tokens"`: `encoder_token_ids` and
+      `encoder_padding_mask` `tf.int32 [B, P, q + N]`, packed sequences
+      (question block, then passage block), and `passage_memory`; only
+      the question block of slot 0, the mask, and (for a copy head) the
+      passage ids are read.
 
     Outputs: `answers` `tf.string [B]`; `token_ids` `tf.int32 [B, T - 1]`,
     the generated tokens through the end token, then pad ids;
@@ -109,13 +134,22 @@ def export_saved_model(
     answer = _answer_function(
         seq_2_seq_lm, preprocessor, max_length, jit_compile
     )
-    serve_text = _serve_text(preprocessor, answer)
-    serve_tokens = _serve_tokens(answer)
     # Each signature is traced once, here; the SavedModel root holds what
     # they capture: the reader's variables and the SentencePiece model.
     signatures = {
-        TEXT_SIGNATURE: serve_text.get_concrete_function(),
-        TOKEN_SIGNATURE: serve_tokens.get_concrete_function(),
+        TEXT_SIGNATURE: _serve_text(preprocessor, answer),
+        TOKEN_SIGNATURE: _serve_tokens(answer),
+    }
+    width = _memory_width(seq_2_seq_lm.backbone)
+    if width is not None:
+        signatures[MEMORY_SIGNATURE] = _serve_memory(
+            preprocessor, answer, width
+        )
+        signatures[MEMORY_TOKEN_SIGNATURE] = _serve_memory_tokens(
+            answer, preprocessor.question_length, width
+        )
+    signatures = {
+        name: fn.get_concrete_function() for name, fn in signatures.items()
     }
     _save(signatures, preprocessor, version_dir)
     if verbose:
@@ -160,9 +194,12 @@ def _answer_function(seq_2_seq_lm, preprocessor, max_length, jit_compile):
     decoding function."""
     tokenizer = preprocessor.tokenizer
 
-    # One concrete decoding function for both signatures: one function in
-    # the SavedModel, and one XLA compilation per input shape at serving.
-    def decode_passages(encoder_token_ids, encoder_padding_mask):
+    # One concrete decoding function for the text and token signatures
+    # (another for the memory ones): one function in the SavedModel, and
+    # one XLA compilation per input shape at serving.
+    def decode_passages(
+        encoder_token_ids, encoder_padding_mask, passage_memory=None
+    ):
         return greedy_decode(
             seq_2_seq_lm,
             encoder_token_ids,
@@ -171,20 +208,30 @@ def _answer_function(seq_2_seq_lm, preprocessor, max_length, jit_compile):
             start_token_id=tokenizer.start_token_id,
             end_token_id=tokenizer.end_token_id,
             pad_token_id=tokenizer.pad_token_id,
+            passage_memory=passage_memory,
         )
 
-    decode = tf.function(
-        decode_passages, jit_compile=jit_compile, autograph=False
-    ).get_concrete_function(
+    specs = [
         tf.TensorSpec([None, None, None], tf.int32),
         tf.TensorSpec([None, None, None], tf.bool),
+    ]
+    function = tf.function(
+        decode_passages, jit_compile=jit_compile, autograph=False
     )
+    decoders = {False: function.get_concrete_function(*specs)}
+    width = _memory_width(seq_2_seq_lm.backbone)
+    if width is not None:
+        memory_spec = tf.TensorSpec([None, None, None, width], tf.float32)
+        decoders[True] = function.get_concrete_function(*specs, memory_spec)
 
-    def answer(encoder_token_ids, encoder_padding_mask):
-        outputs = decode(
+    def answer(encoder_token_ids, encoder_padding_mask, passage_memory=None):
+        inputs = [
             tf.cast(encoder_token_ids, "int32"),
             tf.cast(encoder_padding_mask, "bool"),
-        )
+        ]
+        if passage_memory is not None:
+            inputs.append(tf.cast(passage_memory, "float32"))
+        outputs = decoders[passage_memory is not None](*inputs)
         token_ids = outputs["token_ids"]
         with tf.device("cpu"):
             answers = preprocessor.generate_postprocess(
@@ -246,6 +293,138 @@ def _serve_tokens(answer):
         return answer(ids, tf.not_equal(mask, 0))
 
     return serve_tokens
+
+
+def _memory_width(backbone):
+    """`encoder_hidden_dim` of a backbone with passage memory, else None."""
+    if getattr(backbone, "encoder_live_layers", None) is None:
+        return None
+    return backbone.encoder_hidden_dim
+
+
+def _serve_memory_tokens(answer, question_length, width):
+    """The `serving_memory_tokens` function: packed token ids and the
+    passages' stored memory in."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None], tf.int32, "encoder_token_ids"),
+            tf.TensorSpec([None, None, None], tf.int32, "encoder_padding_mask"),
+            tf.TensorSpec(
+                [None, None, None, width], tf.float32, "passage_memory"
+            ),
+        ],
+        autograph=False,
+    )
+    def serve_memory_tokens(
+        encoder_token_ids, encoder_padding_mask, passage_memory
+    ):
+        ids = tf.ensure_shape(encoder_token_ids, [None, None, None])
+        mask = tf.ensure_shape(encoder_padding_mask, [None, None, None])
+        memory = tf.ensure_shape(passage_memory, [None, None, None, width])
+        expected = tf.concat(
+            [tf.shape(ids)[:2], [tf.shape(ids)[2] - question_length]], 0
+        )
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(ids),
+                tf.shape(mask),
+                message="`encoder_padding_mask` must have the shape of "
+                "`encoder_token_ids` [batch, passages, length].",
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(memory)[:3],
+                expected,
+                message="`passage_memory` must be [batch, passages, length - "
+                f"{question_length} (the question block), {width}], "
+                "beside `encoder_token_ids` [batch, passages, length].",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            ids, mask = tf.identity(ids), tf.identity(mask)
+            memory = tf.identity(memory)
+        return answer(ids, tf.not_equal(mask, 0), memory)
+
+    return serve_memory_tokens
+
+
+def _serve_memory(preprocessor, answer, width):
+    """The `serving_memory` function: question strings, the passage
+    blocks' token ids and their stored memory in."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="question"),
+            tf.TensorSpec([None, None, None], tf.int32, "passage_token_ids"),
+            tf.TensorSpec([None, None, None], tf.int32, "passage_padding_mask"),
+            tf.TensorSpec(
+                [None, None, None, width], tf.float32, "passage_memory"
+            ),
+        ],
+        autograph=False,
+    )
+    def serve_memory(
+        question, passage_token_ids, passage_padding_mask, passage_memory
+    ):
+        question, ids, mask, memory = _check_memory_inputs(
+            question,
+            passage_token_ids,
+            passage_padding_mask,
+            passage_memory,
+            width,
+        )
+        ids, mask = _with_question_block(preprocessor, question, ids, mask)
+        return answer(ids, mask, memory)
+
+    return serve_memory
+
+
+def _with_question_block(preprocessor, question, passage_ids, passage_mask):
+    """`[B, P, q + N]` ids and bool mask as the preprocessor packs them
+    (`fid_packing.join_question_block`)."""
+    ids, mask, _ = join_question_block(
+        preprocessor.tokenizer,
+        question,
+        (
+            preprocessor.question_prefix,
+            preprocessor.title_prefix,
+            preprocessor.context_prefix,
+        ),
+        preprocessor.question_length,
+        passage_ids,
+        passage_mask,
+    )
+    return ids, mask
+
+
+def _check_memory_inputs(question, ids, mask, memory, width):
+    """Runtime rank and shape checks of `serving_memory`'s inputs."""
+    question = tf.ensure_shape(question, [None])
+    ids = tf.ensure_shape(ids, [None, None, None])
+    mask = tf.ensure_shape(mask, [None, None, None])
+    memory = tf.ensure_shape(memory, [None, None, None, width])
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(ids),
+            tf.shape(mask),
+            message="`passage_padding_mask` must have the shape of "
+            "`passage_token_ids` [batch, passages, passage positions].",
+        ),
+        tf.debugging.assert_equal(
+            tf.shape(memory)[:3],
+            tf.shape(ids),
+            message=f"`passage_memory` must be [batch, passages, passage "
+            f"positions, {width}], beside `passage_token_ids`.",
+        ),
+        tf.debugging.assert_equal(
+            tf.shape(ids)[0],
+            tf.shape(question)[0],
+            message="`passage_token_ids` must have one row per `question` "
+            "[batch].",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tuple(tf.identity(t) for t in (question, ids, mask, memory))
 
 
 def _save(signatures, preprocessor, version_dir):

@@ -12,6 +12,7 @@ def greedy_decode(
     start_token_id,
     end_token_id,
     pad_token_id,
+    passage_memory=None,
 ):
     """Greedy FiD decoding in a `tf.while_loop`, with each token's score.
 
@@ -39,6 +40,10 @@ def greedy_decode(
         start_token_id: int. The first decoder token.
         end_token_id: int. The token that ends an answer.
         pad_token_id: int. Fills positions after the end token.
+        passage_memory: optional float `[B, P, L - q, d_enc]`, for a
+            backbone with passage memory (`encoder_live_layers`, question
+            block `q`): the stored memory of the passages, which replaces
+            the memory encoder's run (`FiDOSeq2SeqLM.encode`).
 
     Returns:
         A dict with `"token_ids"`, int32 `[B, T]` (the start token, the
@@ -74,7 +79,10 @@ def greedy_decode(
     encoder_padding_mask = tf.cast(encoder_padding_mask, "bool")
     batch_size = tf.shape(encoder_token_ids)[0]
     self_cache, cross_cache = seq_2_seq_lm.build_cache(
-        encoder_token_ids, encoder_padding_mask, max_length
+        encoder_token_ids,
+        encoder_padding_mask,
+        max_length,
+        passage_memory=passage_memory,
     )
     positions = tf.range(max_length)[tf.newaxis, :]
     token_ids = tf.where(

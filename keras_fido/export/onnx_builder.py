@@ -31,6 +31,7 @@ class GraphBuilder:
         self.outputs = []
         self._count = 0
         self._constants = {}
+        self._weights = set()
 
     def fresh(self, hint):
         self._count += 1
@@ -49,7 +50,11 @@ class GraphBuilder:
         )
 
     def weight(self, name, array):
-        """A float32 initializer named after the weight it holds."""
+        """A float32 initializer named after the weight it holds; a weight
+        used twice (a block run over two inputs) is stored once."""
+        if name in self._weights:
+            return name
+        self._weights.add(name)
         array = np.ascontiguousarray(array, dtype=np.float32)
         self.initializers.append(numpy_helper.from_array(array, name))
         return name

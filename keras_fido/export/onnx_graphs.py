@@ -12,6 +12,17 @@
   `[B, V]`, `next_token` int64 `[B]` (the argmax) and `present_key_I`,
   `present_value_I` `[B, K, t + 1, D]`.
 
+With passage memory (`encoder_live_layers`, question block `q`), the
+`encoder` graph runs the split encoder (the memory layers over the
+question block of slot 0 and over each passage block alone, the live
+layers over both joined), and one more graph serves a memory store:
+
+- `live_encoder`: `question_token_ids` int64 `[B, q]`,
+  `encoder_padding_mask` int64 `[B, P, L]` and `passage_memory` float32
+  `[B, P, L - q, d_enc]` -> `encoder_output` `[B, P*L, d_enc]`; the
+  question's mask is the question block of slot 0, as
+  `keras_fido.models.passage_memory.encode_with_memory` reads it.
+
 Batch, passage count, passage length and past length are dynamic.
 """
 
@@ -153,10 +164,23 @@ def encoder_graph(weights):
     shape = ["batch", "passages", "passage_length"]
     ids = g.input("encoder_token_ids", INT64, shape)
     mask = g.input("encoder_padding_mask", INT64, shape)
+    if c.get("encoder_live_layers") is not None:
+        return _split_encoder_graph(g, weights, ids, mask)
     width = c["encoder_hidden_dim"]
     batch, length = g.dim(ids, 0), g.dim(ids, 2)
     table = g.weight("encoder_embedding", weights["encoder_embedding"])
     x = g.reshape(g.op("Gather", [table, ids]), [-1, length, width])
+    x = _encoder_blocks(g, weights, x, mask, length, weights["encoder_layers"])
+    norm = ("encoder/final_norm", weights["encoder_final_norm"])
+    x = g.reshape(rms_norm(g, x, norm, g.epsilon), [batch, -1, width])
+    g.output(x, "encoder_output", FLOAT, ["batch", "source_length", width])
+    return g.model()
+
+
+def _encoder_blocks(g, weights, x, mask, length, layers):
+    """`x` `[N, length, d]` through encoder `layers`, each row alone;
+    `mask` int64, `length` positions per row."""
+    c = weights["config"]
     keep = g.op("Cast", [g.reshape(mask, [-1, 1, 1, length])], to=BOOL)
     positions = g.op("Range", [g.const(0), g.scalar(length), g.const(1)])
     bias = relative_bias(
@@ -168,7 +192,7 @@ def encoder_graph(weights):
         weights["radius"],
     )
     heads, dim = c["encoder_num_heads"], c["key_value_dim"]
-    for layer in weights["encoder_layers"]:
+    for layer in layers:
 
         def key_value(h, layer=layer):
             return tuple(
@@ -180,10 +204,91 @@ def encoder_graph(weights):
             g, x, layer, "self", (heads, heads, dim), key_value, bias, keep
         )
         x = _feed_forward(g, x, layer)
+    return x
+
+
+def _split_layers(weights):
+    """(memory layers, live layers) of a passage-memory encoder."""
+    layers = weights["encoder_layers"]
+    split = len(layers) - weights["config"]["encoder_live_layers"]
+    return layers[:split], layers[split:]
+
+
+def _slice(g, value, starts, ends, axes):
+    return g.op("Slice", [value, g.const(starts), g.const(ends), g.const(axes)])
+
+
+def _memory(g, weights, ids, mask, axis):
+    """The memory layers over `[..., S]` ids, each sequence alone (`S`
+    along `axis`) -> `[N, S, d_enc]` states."""
+    width = weights["config"]["encoder_hidden_dim"]
+    length = g.dim(ids, axis)
+    table = g.weight("encoder_embedding", weights["encoder_embedding"])
+    x = g.reshape(g.op("Gather", [table, ids]), [-1, length, width])
+    layers = _split_layers(weights)[0]
+    return _encoder_blocks(g, weights, x, mask, length, layers)
+
+
+def _question_memory(g, weights, question_ids, mask):
+    """The memory of the question block: `question_ids` `[B, 1, q]` (or
+    `[B, q]`), its mask the question block of slot 0 of `mask`."""
+    q = weights["config"]["encoder_question_length"]
+    question_mask = _slice(g, mask, [0, 0], [1, q], [1, 2])
+    return _memory(g, weights, question_ids, question_mask, -1)
+
+
+def _live(g, weights, question, memory, mask):
+    """The live layers over the question's memory `[B, q, d]` (as `[B, q,
+    d]` or `[B*1, q, d]`) joined to each passage's, `memory`
+    `[B, P, N, d]`; writes the `encoder_output` `[B, P*L, d]`."""
+    c = weights["config"]
+    width, q = c["encoder_hidden_dim"], c["encoder_question_length"]
+    batch, passages = g.dim(memory, 0), g.dim(memory, 1)
+    question = g.reshape(question, [batch, 1, q, width])
+    question = g.op(
+        "Expand", [question, g.concat_ints([batch, passages, q, width])]
+    )
+    x = g.op("Concat", [question, memory], axis=2)
+    length = g.dim(mask, 2)
+    x = g.reshape(x, [-1, length, width])
+    x = _encoder_blocks(g, weights, x, mask, length, _split_layers(weights)[1])
     norm = ("encoder/final_norm", weights["encoder_final_norm"])
     x = g.reshape(rms_norm(g, x, norm, g.epsilon), [batch, -1, width])
     g.output(x, "encoder_output", FLOAT, ["batch", "source_length", width])
     return g.model()
+
+
+def _split_encoder_graph(g, weights, ids, mask):
+    """The encoder of a backbone with passage memory, from token ids."""
+    c = weights["config"]
+    q, width = c["encoder_question_length"], c["encoder_hidden_dim"]
+    question_ids = _slice(g, ids, [0, 0], [1, q], [1, 2])
+    question = _question_memory(g, weights, question_ids, mask)
+    end = np.iinfo(np.int64).max
+    passage_ids = _slice(g, ids, [q], [end], [2])
+    passage_mask = _slice(g, mask, [q], [end], [2])
+    memory = _memory(g, weights, passage_ids, passage_mask, 2)
+    shape = [g.dim(ids, 0), g.dim(ids, 1), g.dim(passage_ids, 2), width]
+    return _live(g, weights, question, g.reshape(memory, shape), mask)
+
+
+def live_encoder_graph(weights):
+    """The encoder from stored passage memory (see the module's doc)."""
+    c = weights["config"]
+    q, width = c["encoder_question_length"], c["encoder_hidden_dim"]
+    g = GraphBuilder("fido_live_encoder")
+    g.epsilon = c["layer_norm_epsilon"]
+    question_ids = g.input("question_token_ids", INT64, ["batch", q])
+    mask = g.input(
+        "encoder_padding_mask", INT64, ["batch", "passages", "passage_length"]
+    )
+    memory = g.input(
+        "passage_memory",
+        FLOAT,
+        ["batch", "passages", "passage_block_length", width],
+    )
+    question = _question_memory(g, weights, question_ids, mask)
+    return _live(g, weights, question, memory, mask)
 
 
 def cross_layers(weights):

@@ -42,6 +42,13 @@ class OnnxReader:
     Between graphs and steps the tensors stay in ONNX Runtime (IO binding
     of `OrtValue`s); all graphs share one thread pool.
 
+    An export of a backbone with passage memory (`encoder_live_layers`,
+    question block `q`) packs every sequence as the preprocessor does for
+    it: `q` positions of `"question: q"`, then the passage block
+    `"title: t context: c"`. `generate_from_memory` answers from the
+    passages' stored memory instead of their text, running the question's
+    memory layers, the live layers and the decoder only.
+
     Args:
         directory: str. A directory written by `export_onnx`.
         threads: int. Threads of the shared pool; defaults to the
@@ -62,8 +69,8 @@ class OnnxReader:
         self.manifest = _read_manifest(self.directory)
         options = _thread_pool(threads)
         self.sessions = {}
-        for name in ("encoder", "cross_key_value", "decoder_step"):
-            path = os.path.join(self.directory, self.manifest["graphs"][name])
+        for name, file in self.manifest["graphs"].items():
+            path = os.path.join(self.directory, file)
             if not os.path.isfile(path):
                 raise ValueError(
                     f"The export in {self.directory!r} is missing its {name} "
@@ -87,7 +94,7 @@ class OnnxReader:
             o.name for o in self.sessions["cross_key_value"].get_outputs()
         ]
         self._step_outputs = [o.name for o in step.get_outputs()]
-        self._warned = False
+        self._warned = set()
 
     # --- Text in, text out ----------------------------------------------
 
@@ -116,28 +123,80 @@ class OnnxReader:
         special = self.manifest["special_token_ids"]
         ids = np.full((len(questions), slots, length), special["pad"], np.int64)
         mask = np.zeros_like(ids)
+        split = self.question_length
+        if split is not None:
+            self._pack_question_block(questions, ids, mask)
         cut = 0
         for b, strings in enumerate(
             self._slot_strings(q, t, x)
             for q, t, x in zip(questions, titles, texts)
         ):
             for p, string in enumerate(strings):
-                if string is None:
-                    continue
-                tokens = self.tokenizer.encode(string)
-                cut += max(len(tokens) - (length - 1), 0)
-                tokens = tokens[: length - 1] + [special["end"]]
-                ids[b, p, : len(tokens)] = tokens
-                mask[b, p, : len(tokens)] = 1
-        if cut and not self._warned:
-            self._warned = True
-            warnings.warn(
-                f"OnnxReader: {cut} token(s) of passages longer than "
-                f"`passage_length={length}` (end token included) were cut.",
-                UserWarning,
-                stacklevel=3,
-            )
+                if string is not None:
+                    cut += self._put(
+                        string, ids[b, p, split:], mask[b, p, split:]
+                    )
+        if split is not None:
+            empty = ~_real_slots(mask[:, :, split:])
+            ids[empty, :split] = special["pad"]
+            mask[empty, :split] = 0
+        what = f"`passage_length={length}`"
+        if split is not None:
+            what = f"the passage block ({length - split} positions)"
+        self._warn_once(
+            "passage",
+            cut,
+            f"{cut} token(s) of passages longer than {what} (end token "
+            "included) were cut.",
+        )
         return ids, mask
+
+    def _put(self, string, ids, mask):
+        """Writes the tokens of `string`, cut to leave room for the end
+        token, and the end token into the rows `ids`, `mask`; returns the
+        number of tokens cut."""
+        end = self.manifest["special_token_ids"]["end"]
+        length = ids.shape[-1]
+        tokens = self.tokenizer.encode(string)
+        cut = max(len(tokens) - (length - 1), 0)
+        tokens = tokens[: length - 1] + [end]
+        ids[: len(tokens)] = tokens
+        mask[: len(tokens)] = 1
+        return cut
+
+    def _pack_question_block(self, questions, ids, mask):
+        """Fills the question block of `[B, P, L]` `ids` and `mask` (cut, no
+        end token) in every slot; `pack` masks the empty ones after."""
+        split = self.question_length
+        prefix = self.manifest["prefixes"]["question"]
+        cut = 0
+        for b, question in enumerate(questions):
+            tokens = self.tokenizer.encode(_join([prefix, question]))
+            cut += max(len(tokens) - split, 0)
+            tokens = tokens[:split]
+            ids[b, :, : len(tokens)] = tokens
+            mask[b, :, : len(tokens)] = 1
+        self._warn_once(
+            "question",
+            cut,
+            f"{cut} question token(s) were cut to fit the question block "
+            f"(`question_length={split}`).",
+            stacklevel=5,
+        )
+
+    def _warn_once(self, kind, count, message, stacklevel=4):
+        """Warns once per reader and kind; `stacklevel` 4 points at the
+        caller of the public method that called the caller."""
+        if count and kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(
+                f"OnnxReader: {message}", UserWarning, stacklevel=stacklevel
+            )
+
+    @property
+    def question_length(self):
+        """The question block `q` of a passage-memory export, else None."""
+        return self.manifest["config"].get("encoder_question_length")
 
     def detokenize(self, token_ids):
         """Answers from `[B, T]` ids: after the start token, up to the
@@ -159,13 +218,18 @@ class OnnxReader:
         """Greedy decoding: int64 `[B, T]`, the start token, the answer
         through its end token, then pad ids (`T` is `max_length`)."""
         ids, mask = self._check_tokens(encoder_token_ids, encoder_padding_mask)
+        return self._greedy(mask, self._encode(ids, mask))
+
+    def _greedy(self, mask, encoder_output):
+        """The greedy loop of `generate_token_ids` from the encoder's
+        output (an `OrtValue`)."""
         special = self.manifest["special_token_ids"]
         max_length = self.manifest["limits"]["max_length"]
-        batch = ids.shape[0]
+        batch = mask.shape[0]
         out = np.full((batch, max_length), special["pad"], np.int64)
         out[:, 0] = special["start"]
         done = np.zeros(batch, bool)
-        state = self._start(ids, mask)
+        state = self._start(None, mask, encoder_output)
         for index in range(1, max_length):
             next_token, _ = self._step(state, out[:, index - 1 : index])
             out[:, index] = np.where(done, special["pad"], next_token)
@@ -205,6 +269,96 @@ class OnnxReader:
         ids, mask = self._check_tokens(encoder_token_ids, encoder_padding_mask)
         return self._encode(ids, mask).numpy()
 
+    # --- Stored passage memory in ---------------------------------------
+
+    def generate_from_memory(
+        self, question, passage_padding_mask, passage_memory
+    ):
+        """Answers from the passages' stored memory instead of their text
+        (an export with passage memory only).
+
+        Args:
+            question: a string (returns a string; the passage arguments
+                may then leave out the batch axis) or a list of `B`
+                strings (returns a list).
+            passage_padding_mask: `[B, P, N]`, 1 on the real tokens of
+                each passage block as the preprocessor packs it
+                (`"title: t context: c"`, end token; `N` is
+                `passage_length - q`); an all-0 row is a missing passage.
+            passage_memory: float `[B, P, N, d_enc]`, the memory of those
+                blocks (`keras_fido.models.passage_memory.
+                encode_passage_memory`, e.g. read from a memory store).
+
+        The answers are `generate`'s on the same passages.
+        """
+        single = isinstance(question, (str, bytes))
+        questions = [question] if single else list(question)
+        passage_padding_mask = np.asarray(passage_padding_mask, np.int64)
+        passage_memory = np.asarray(passage_memory, np.float32)
+        if single and passage_padding_mask.ndim == 2:
+            passage_padding_mask = passage_padding_mask[None]
+            passage_memory = passage_memory[None]
+        question_ids, mask = self.pack_question_block(
+            questions, passage_padding_mask
+        )
+        token_ids = self.generate_token_ids_from_memory(
+            question_ids, mask, passage_memory
+        )
+        answers = self.detokenize(token_ids)
+        return answers[0] if single else answers
+
+    def pack_question_block(self, questions, passage_padding_mask):
+        """The question block's ids, int64 `[B, q]`, and the packed mask
+        `[B, P, q + N]` of `B` question strings before passage blocks of
+        mask `[B, P, N]`, as the preprocessor packs them (the question
+        block is masked in slots without a passage, kept in slot 0 of an
+        example with none)."""
+        self._require_tokenizer()
+        self._require_memory_graph()
+        passage_mask = np.asarray(passage_padding_mask, np.int64)
+        questions = [
+            _string(f"question[{b}]", q) for b, q in enumerate(questions)
+        ]
+        if passage_mask.ndim != 3 or passage_mask.shape[0] != len(questions):
+            raise ValueError(
+                "`passage_padding_mask` must be [batch, passages, passage "
+                f"positions] with one row per question ({len(questions)}). "
+                f"Received shape {passage_mask.shape}."
+            )
+        batch, passages, _ = passage_mask.shape
+        split = self.question_length
+        pad = self.manifest["special_token_ids"]["pad"]
+        ids = np.full((batch, passages, split), pad, np.int64)
+        mask = np.zeros_like(ids)
+        self._pack_question_block(questions, ids, mask)
+        # Slot 0's question block, which the live encoder reads, is
+        # padding where slot 0 holds no sequence, as the preprocessor's.
+        empty = ~_real_slots(passage_mask)
+        ids[empty], mask[empty] = pad, 0
+        return ids[:, 0], np.concatenate([mask, passage_mask], axis=2)
+
+    def generate_token_ids_from_memory(
+        self, question_token_ids, encoder_padding_mask, passage_memory
+    ):
+        """`generate_token_ids` from stored passage memory: the question
+        block's ids `[B, q]`, the packed mask `[B, P, L]` and the memory
+        `[B, P, L - q, d_enc]` (see `pack_question_block`)."""
+        inputs = self._check_memory(
+            question_token_ids, encoder_padding_mask, passage_memory
+        )
+        return self._greedy(inputs[1], self._encode_from_memory(*inputs))
+
+    def encode_from_memory(
+        self, question_token_ids, encoder_padding_mask, passage_memory
+    ):
+        """The encoder output from stored passage memory, float32
+        `[B, P*L, d_enc]`, as numpy (arguments of
+        `generate_token_ids_from_memory`)."""
+        inputs = self._check_memory(
+            question_token_ids, encoder_padding_mask, passage_memory
+        )
+        return self._encode_from_memory(*inputs).numpy()
+
     # --- Graph plumbing -------------------------------------------------
 
     def _encode(self, ids, mask):
@@ -212,6 +366,16 @@ class OnnxReader:
         binding = session.io_binding()
         binding.bind_cpu_input("encoder_token_ids", ids)
         binding.bind_cpu_input("encoder_padding_mask", mask)
+        binding.bind_output("encoder_output", "cpu")
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()[0]
+
+    def _encode_from_memory(self, question_ids, mask, memory):
+        session = self.sessions["live_encoder"]
+        binding = session.io_binding()
+        binding.bind_cpu_input("question_token_ids", question_ids)
+        binding.bind_cpu_input("encoder_padding_mask", mask)
+        binding.bind_cpu_input("passage_memory", memory)
         binding.bind_output("encoder_output", "cpu")
         session.run_with_iobinding(binding)
         return binding.get_outputs()[0]
@@ -233,7 +397,7 @@ class OnnxReader:
         config = self.manifest["config"]
         empty = np.zeros(
             (
-                ids.shape[0],
+                mask.shape[0],
                 config["decoder_num_key_value_heads"],
                 0,
                 config["key_value_dim"],
@@ -297,6 +461,45 @@ class OnnxReader:
                 )
         return ids, mask
 
+    def _require_memory_graph(self):
+        if "live_encoder" not in self.sessions:
+            raise ValueError(
+                f"The export in {self.directory!r} has no live encoder "
+                "graph: its reader has no passage memory (expected "
+                "`encoder_live_layers` set, e.g. a `lumen_*` preset). "
+                "Answer from passage text with `generate`."
+            )
+
+    def _check_memory(self, question_ids, mask, memory):
+        """The live encoder's inputs, contiguous, after checking shapes."""
+        self._require_memory_graph()
+        question_ids = np.ascontiguousarray(question_ids, np.int64)
+        mask = np.ascontiguousarray(mask, np.int64)
+        memory = np.ascontiguousarray(memory, np.float32)
+        split = self.question_length
+        width = self.manifest["config"]["encoder_hidden_dim"]
+        if question_ids.ndim != 2 or question_ids.shape[1] != split:
+            raise ValueError(
+                f"`question_token_ids` must be [batch, {split}] (the "
+                f"question block). Received shape {question_ids.shape}."
+            )
+        batch = question_ids.shape[0]
+        if mask.ndim != 3 or mask.shape[0] != batch or mask.shape[2] <= split:
+            raise ValueError(
+                "`encoder_padding_mask` must be [batch, passages, length] "
+                f"with batch {batch} and length over {split} (question "
+                f"block, then passage block). Received shape {mask.shape}."
+            )
+        expected = mask.shape[:2] + (mask.shape[2] - split, width)
+        if memory.shape != expected:
+            raise ValueError(
+                f"`passage_memory` must be [batch, passages, passage "
+                f"positions, d_enc] = {expected}, beside "
+                f"`encoder_padding_mask` {mask.shape}. Received shape "
+                f"{memory.shape}."
+            )
+        return question_ids, mask, memory
+
     # --- FiD formatting -------------------------------------------------
 
     def _require_tokenizer(self):
@@ -309,29 +512,24 @@ class OnnxReader:
             )
 
     def _slot_strings(self, question, titles, texts):
-        """The encoder string of each passage slot, None for an empty one."""
+        """The encoder string of each passage slot, None for an empty one.
+
+        With a question block (passage memory) the strings are the passage
+        blocks alone, and an example without passages has none: its
+        question block in slot 0 is all it has."""
         prefixes = self.manifest["prefixes"]
-
-        def join(parts):
-            # Empty prefixes are left out rather than joined as blanks.
-            return " ".join(p for i, p in enumerate(parts) if p or i % 2)
-
+        head = [prefixes["question"], question]
+        if self.question_length is not None:
+            head = []
         slots = self.manifest["limits"]["num_passages"]
         strings = [None] * slots
         for p, (title, text) in enumerate(zip(titles, texts)):
             if title or text:
-                strings[p] = join(
-                    [
-                        prefixes["question"],
-                        question,
-                        prefixes["title"],
-                        title,
-                        prefixes["context"],
-                        text,
-                    ]
+                strings[p] = _join(
+                    head + [prefixes["title"], title, prefixes["context"], text]
                 )
-        if all(s is None for s in strings):
-            strings[0] = join([prefixes["question"], question])
+        if all(s is None for s in strings) and head:
+            strings[0] = _join(head)
         return strings
 
     def _canonicalize(self, inputs):
@@ -441,6 +639,22 @@ class OnnxReader:
                 f"past the exported `num_passages={limit}`. Send at most "
                 f"{limit} passages, or export with a larger `num_passages`."
             )
+
+
+def _join(parts):
+    """`parts` (prefix, value, prefix, value...) joined with spaces; empty
+    prefixes are left out rather than joined as blanks."""
+    return " ".join(p for i, p in enumerate(parts) if p or i % 2)
+
+
+def _real_slots(passage_mask):
+    """Bool `[B, P]`: the slots that carry the question block, the
+    preprocessor's way: a passage with a real token, and slot 0 always
+    (the encoder reads the question from it)."""
+    present = passage_mask.reshape(passage_mask.shape[:2] + (-1,)).any(-1)
+    real = present.copy()
+    real[:, 0] = True
+    return real
 
 
 def _string(field, value):

@@ -186,16 +186,47 @@ def pack_question_block(tokenizer, question, prefixes, question_length):
     return ids, mask, cut
 
 
+def join_question_block(
+    tokenizer, question, prefixes, question_length, passage_ids, passage_mask
+):
+    """`[B, P, q + N]` sequences of a memory encoder from questions `[B]`
+    and packed passage blocks `[B, P, N]` (a missing passage: all pad,
+    mask `False`).
+
+    The question block precedes every passage and always fills slot 0
+    (alone when slot 0 has no passage), so the question the encoder reads
+    from slot 0 is there whatever passages are missing. Returns `(ids,
+    mask, question_tokens_cut)`.
+    """
+    question_ids, question_mask, cut = pack_question_block(
+        tokenizer, question, prefixes, question_length
+    )
+    passage_mask = tf.cast(passage_mask, "bool")
+    present = tf.reduce_any(passage_mask, axis=2)
+    first_slot = tf.equal(tf.range(tf.shape(present)[1]), 0)
+    real = tf.logical_or(present, first_slot[None, :])[..., None]
+    block = tf.concat([tf.shape(present), [question_length]], axis=0)
+    question_ids = tf.where(
+        real,
+        tf.broadcast_to(question_ids[:, None, :], block),
+        tf.cast(tokenizer.pad_token_id, "int32"),
+    )
+    question_mask = tf.logical_and(question_mask[:, None, :], real)
+    return (
+        tf.concat([question_ids, tf.cast(passage_ids, "int32")], axis=2),
+        tf.concat([question_mask, passage_mask], axis=2),
+        cut,
+    )
+
+
 def pack_question_and_passages(
     tokenizer, features, prefixes, num_passages, passage_length, split
 ):
     """Packs `[B, P, L]` sequences as a memory encoder reads them: a block
     of `split` question positions, then the passage block of
-    `L - split` positions (`title: t context: c`, end token).
-
-    Every slot with a passage carries the question block; an example
-    without passages has its question alone in slot 0. Returns
-    `(ids, mask, counts)`, counts as `pack`'s report.
+    `L - split` positions (`title: t context: c`, end token); see
+    `join_question_block`. Returns `(ids, mask, counts)`, counts as
+    `pack`'s report.
     """
     question, titles, texts, _ = features
     strings, present = passage_strings(titles, texts, num_passages, prefixes)
@@ -208,29 +239,20 @@ def pack_question_and_passages(
             "int32",
         )
     )
-    batch = tf.shape(question)[0]
-    no_passage = tf.logical_not(tf.reduce_any(present, axis=1))
-    first_slot = tf.equal(tf.range(num_passages), 0)
-    real = tf.logical_or(
-        present, tf.logical_and(no_passage[:, None], first_slot[None, :])
-    )
     passage_ids, passage_mask, tokens_cut_, truncated = pack_passages(
         tokenizer,
         tf.reshape(strings, [-1]),
         tf.reshape(present, [-1]),
         passage_length - split,
     )
-    shape = [batch, num_passages, passage_length - split]
-    passage_ids = tf.reshape(passage_ids, shape)
-    passage_mask = tf.reshape(passage_mask, shape)
-    question_ids, question_mask, question_cut = pack_question_block(
-        tokenizer, question, prefixes, split
-    )
-    block = [batch, num_passages, split]
-    question_ids = tf.broadcast_to(question_ids[:, None, :], block)
-    question_mask = tf.logical_and(question_mask[:, None, :], real[..., None])
-    question_ids = tf.where(
-        real[..., None], question_ids, tf.cast(tokenizer.pad_token_id, "int32")
+    shape = [tf.shape(question)[0], num_passages, passage_length - split]
+    ids, mask, question_cut = join_question_block(
+        tokenizer,
+        question,
+        prefixes,
+        split,
+        tf.reshape(passage_ids, shape),
+        tf.reshape(passage_mask, shape),
     )
     counts = {
         "passages_dropped": passages_dropped,
@@ -238,11 +260,7 @@ def pack_question_and_passages(
         "passages_truncated": truncated,
         "question_tokens_cut": question_cut,
     }
-    return (
-        tf.concat([question_ids, passage_ids], axis=2),
-        tf.concat([question_mask, passage_mask], axis=2),
-        counts,
-    )
+    return ids, mask, counts
 
 
 def pack(

@@ -201,3 +201,122 @@ def test_a_copy_head_reader_is_refused_naming_the_knob(tmp_path):
     with pytest.raises(ValueError, match="copy_attention=True"):
         export_onnx(reader, str(tmp_path / "onnx"))
     assert not (tmp_path / "onnx").exists()
+
+
+QUESTION_LENGTH = 6
+# Slot 0 empty in the last example: the question block is read from it.
+MEMORY_EXAMPLES = EXAMPLES + [
+    {
+        "question": "where is lyon",
+        "passages": [
+            {"title": "", "text": ""},
+            {"title": "Lyon", "text": "Lyon is in France."},
+        ],
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def memory_exported(sentencepiece_proto, tmp_path_factory):
+    """A tiny random reader with passage memory (2 memory layers, 1 live),
+    exported; its packing of `MEMORY_EXAMPLES` and the passages' memory."""
+    from keras_fido.models.passage_memory import encode_passage_memory
+
+    tokenizer = FiDOTokenizer(proto=sentencepiece_proto)
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        tokenizer,
+        num_passages=3,
+        passage_length=16,
+        decoder_sequence_length=8,
+        question_length=QUESTION_LENGTH,
+    )
+    backbone = tiny_backbone(
+        "fido",
+        vocabulary_size=tokenizer.vocabulary_size(),
+        encoder_num_layers=3,
+        encoder_live_layers=1,
+        encoder_question_length=QUESTION_LENGTH,
+    )
+    reader = FiDOSeq2SeqLM(backbone, preprocessor)
+    directory = str(tmp_path_factory.mktemp("onnx_memory"))
+    manifest = export_onnx(reader, directory)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cut passages and questions
+        x = preprocessor.generate_preprocess(MEMORY_EXAMPLES)
+    ids = ops.convert_to_numpy(x["encoder_token_ids"]).astype("int64")
+    mask = ops.convert_to_numpy(x["encoder_padding_mask"]).astype("int64")
+    split = QUESTION_LENGTH
+    memory = ops.convert_to_numpy(
+        encode_passage_memory(backbone, ids[:, :, split:], mask[:, :, split:])
+    )
+    return {
+        "reader": reader,
+        "directory": directory,
+        "manifest": manifest,
+        "ids": ids,
+        "mask": mask,
+        "memory": memory,
+    }
+
+
+def test_memory_export_packs_and_encodes_as_the_reader(memory_exported):
+    from keras_fido.export.onnx_reader import OnnxReader
+
+    m = memory_exported
+    assert m["manifest"]["graphs"]["live_encoder"] == "live_encoder.onnx"
+    assert os.path.isfile(os.path.join(m["directory"], "live_encoder.onnx"))
+    served = OnnxReader(m["directory"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ids, mask = served.pack(MEMORY_EXAMPLES)
+    np.testing.assert_array_equal(ids, m["ids"])
+    np.testing.assert_array_equal(mask, m["mask"])
+    expected = ops.convert_to_numpy(
+        m["reader"].encode(ids.astype("int32"), mask.astype(bool))
+    )
+    np.testing.assert_allclose(served.encode(ids, mask), expected, atol=1e-4)
+    from_memory = served.encode_from_memory(
+        ids[:, 0, :QUESTION_LENGTH], mask, m["memory"]
+    )
+    np.testing.assert_allclose(from_memory, expected, atol=1e-4)
+
+
+def test_memory_path_answers_as_the_text_path(memory_exported):
+    from keras_fido.export.onnx_reader import OnnxReader
+
+    m = memory_exported
+    served = OnnxReader(m["directory"])
+    passage_mask = m["mask"][:, :, QUESTION_LENGTH:]
+    questions = [e["question"] for e in MEMORY_EXAMPLES]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        answers = served.generate_from_memory(
+            questions, passage_mask, m["memory"]
+        )
+        text = served.generate(MEMORY_EXAMPLES)
+        expected = m["reader"].generate(MEMORY_EXAMPLES)
+    assert answers == text == expected
+    one = served.generate_from_memory(
+        questions[0], passage_mask[0], m["memory"][0]
+    )
+    assert one == answers[0]
+    with pytest.raises(ValueError, match=r"`passage_memory` must be"):
+        served.generate_from_memory(
+            questions, passage_mask, m["memory"][:, :, 1:]
+        )
+
+
+def test_a_reader_without_memory_exports_no_live_encoder(exported):
+    from keras_fido.export.onnx_reader import OnnxReader
+
+    _, directory, manifest = exported
+    assert manifest["graphs"] == {
+        "encoder": "encoder.onnx",
+        "cross_key_value": "cross_key_value.onnx",
+        "decoder_step": "decoder_step.onnx",
+    }
+    assert not os.path.exists(os.path.join(directory, "live_encoder.onnx"))
+    with pytest.raises(ValueError, match="no live encoder graph"):
+        OnnxReader(directory).generate_from_memory(
+            "q", np.ones((1, 3, 10)), np.zeros((1, 3, 10, 16), "float32")
+        )

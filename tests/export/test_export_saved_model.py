@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -446,3 +447,128 @@ def test_copy_head_reader_serves_the_answers_of_generate(
     out = run_client(exported, requests, tmp_path)
     answers = out["responses"][0]["outputs"]["answers"]
     assert answers == reader.generate(batch)
+
+
+QUESTION_LENGTH = 6
+MEMORY_BATCH = [
+    {k: v for k, v in TRAIN[i].items() if k != "target"} for i in (0, 3, 2)
+]
+
+
+@pytest.fixture(scope="module")
+def memory_served(sentencepiece_proto, tmp_path_factory):
+    """A tiny random reader with passage memory (2 memory layers, 1 live),
+    exported, and the bare TensorFlow process's answers to the same batch
+    through its four signatures; the memory is the backbone's own."""
+    from keras_fido.models.passage_memory import encode_passage_memory
+
+    preprocessor = FiDOSeq2SeqLMPreprocessor(
+        FiDOTokenizer(proto=sentencepiece_proto),
+        num_passages=PASSAGES,
+        passage_length=PASSAGE_LENGTH,
+        decoder_sequence_length=DECODER_LENGTH,
+        question_length=QUESTION_LENGTH,
+    )
+    backbone = tiny_backbone(
+        "fido",
+        vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
+        encoder_num_layers=3,
+        encoder_live_layers=1,
+        encoder_question_length=QUESTION_LENGTH,
+    )
+    reader = FiDOSeq2SeqLM(backbone, preprocessor)
+    exported = export_saved_model(
+        reader, str(tmp_path_factory.mktemp("memory") / "lumen")
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cut passages and questions
+        x = preprocessor.generate_preprocess(MEMORY_BATCH)
+        expected = reader.generate(MEMORY_BATCH)
+    ids = keras.ops.convert_to_numpy(x["encoder_token_ids"])
+    mask = keras.ops.convert_to_numpy(x["encoder_padding_mask"])
+    memory = keras.ops.convert_to_numpy(
+        encode_passage_memory(
+            backbone, ids[:, :, QUESTION_LENGTH:], mask[:, :, QUESTION_LENGTH:]
+        )
+    )
+    tokens = {
+        "encoder_token_ids": _int(ids.tolist()),
+        "encoder_padding_mask": _int(mask.astype("int32").tolist()),
+    }
+    stored = {"value": memory.tolist(), "dtype": "float32"}
+    passages = {
+        "question": {
+            "value": [e["question"] for e in MEMORY_BATCH],
+            "dtype": "string",
+        },
+        "passage_token_ids": _int(ids[:, :, QUESTION_LENGTH:].tolist()),
+        "passage_padding_mask": _int(
+            mask[:, :, QUESTION_LENGTH:].astype("int32").tolist()
+        ),
+        "passage_memory": stored,
+    }
+    short = {"value": memory[:, :, 1:].tolist(), "dtype": "float32"}
+    requests = [
+        {
+            "signature": "serving_default",
+            "inputs": string_inputs(tensor_form(MEMORY_BATCH)),
+        },
+        {"signature": "serving_tokens", "inputs": tokens},
+        {"signature": "serving_memory", "inputs": passages},
+        {
+            "signature": "serving_memory_tokens",
+            "inputs": {**tokens, "passage_memory": stored},
+        },
+        {
+            "signature": "serving_memory_tokens",
+            "inputs": {**tokens, "passage_memory": short},
+        },
+        {
+            "signature": "serving_memory",
+            "inputs": {**passages, "passage_memory": short},
+        },
+    ]
+    out = run_client(exported, requests, tmp_path_factory.mktemp("client"))
+    return {
+        "expected": expected,
+        "responses": out["responses"],
+        "signatures": sorted(out["inputs"]),
+    }
+
+
+@needs_tensorflow
+def test_memory_signatures_answer_as_the_text_signature(memory_served):
+    responses = memory_served["responses"]
+    assert memory_served["signatures"] == [
+        "serving_default",
+        "serving_memory",
+        "serving_memory_tokens",
+        "serving_tokens",
+    ]
+    text = responses[0]["outputs"]
+    assert text["answers"] == memory_served["expected"]
+    for response in responses[1:4]:
+        outputs = response["outputs"]
+        assert outputs["answers"] == text["answers"]
+        assert outputs["token_ids"] == text["token_ids"]
+        np.testing.assert_allclose(
+            outputs["token_scores"], text["token_scores"], atol=1e-5
+        )
+
+
+@needs_tensorflow
+@pytest.mark.parametrize(
+    "index, message",
+    [
+        (4, "`passage_memory` must be [batch, passages, length - 6"),
+        (5, "`passage_memory` must be [batch, passages, passage positions"),
+    ],
+)
+def test_memory_of_the_wrong_length_is_rejected(memory_served, index, message):
+    error = memory_served["responses"][index]["error"]
+    assert message in error["message"], error
+
+
+@needs_tensorflow
+def test_a_reader_without_memory_keeps_its_two_signatures(served):
+    assert sorted(served["inputs"]) == ["serving_default", "serving_tokens"]
