@@ -6,6 +6,7 @@ from keras_fido.benchmark.tables import SWEEP_LABELS
 from keras_fido.benchmark.tables import beam_table
 from keras_fido.benchmark.tables import markdown_table
 from keras_fido.benchmark.tables import memory_table
+from keras_fido.benchmark.tables import passage_memory_table
 from keras_fido.benchmark.tables import peer_table
 from keras_fido.benchmark.tables import quantized_table
 from keras_fido.benchmark.tables import ratio_lines
@@ -165,6 +166,8 @@ def markdown_report(result, image_root=None, heading="##"):
         parts += _peer_section(result["peer"], sub)
     if records and any(r.get("quantized") for r in records):
         parts += _quantized_section(records, sub)
+    if records and any(r["config"].get("encoder_live_layers") for r in records):
+        parts += _passage_memory_section(records, sub)
     if records and any(r.get("beam_search") for r in records):
         parts += ["", f"{sub} Beam search at batch size 1", ""]
         parts += [beam_table(records)]
@@ -251,6 +254,23 @@ def _peer_section(peer, sub):
             ),
         ]
     return lines
+
+
+def _passage_memory_section(records, sub):
+    return [
+        "",
+        f"{sub} Passage memory (LUMEN)",
+        "",
+        "Encoder work per query: the live layers over every passage "
+        "sequence and the memory layers over the question block, against "
+        "every layer over every sequence. A `lsa_mq_live_*` variant's "
+        "encoder time starts from passage memory in RAM; its store "
+        "(float16, the embedded task's passages, `keras_fido.memory`) "
+        "is read apart, from the page cache, and its one-off build is "
+        "per passage.",
+        "",
+        passage_memory_table(records),
+    ]
 
 
 def _quantized_section(records, sub):

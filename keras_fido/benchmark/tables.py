@@ -207,3 +207,32 @@ def memory_table(memory):
             f"{', '.join(str(t['batch_size']) for t in m['trials'])} |"
         )
     return "\n".join(lines)
+
+
+def passage_memory_table(records):
+    """Per query encoder work and time, with a store's read, by variant."""
+    lines = [
+        "| variant | live layers | encoder mults/query | encoder ms/sample "
+        "| store read ms/sample | store GB/s | total ms/sample, read "
+        "included | bytes/passage | store build ms/passage |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        config = r["config"]
+        depth = config["encoder_num_layers"]
+        live = config.get("encoder_live_layers") or depth
+        store = r.get("memory_store") or {}
+        read = store.get("read_ms_per_sample")
+        total = r.get("total_ms_per_sample")
+        flops = r.get("encoder_flops_per_query")
+        stored = store.get("bytes_per_passage")
+        lines.append(
+            f"| {r['variant']} | {live} of {depth} | "
+            + ("-" if not flops else f"{flops['per_query'] / 1e9:.1f} G")
+            + f" | {_fmt(r.get('encoder_ms_per_sample'))} | {_fmt(read)} | "
+            f"{_fmt(store.get('read_gb_per_s'))} | "
+            f"{_fmt(None if total is None else total + (read or 0))} | "
+            + ("-" if stored is None else f"{stored:,}")
+            + f" | {_fmt(store.get('build_ms_per_passage'))} |"
+        )
+    return "\n".join(lines)
