@@ -317,3 +317,33 @@ def test_generate_from_memory_equals_generate_from_text(tokenizer):
     np.testing.assert_array_equal(
         numpy(plain["decoder_token_ids"]), numpy(stored["decoder_token_ids"])
     )
+
+
+def test_with_passage_memory_carries_every_weight_and_repacks(tokenizer):
+    from keras_fido.training import with_passage_memory
+
+    config = dict(
+        backbone_presets["lumen_tiny"]["config"],
+        vocabulary_size=tokenizer.vocabulary_size(),
+        encoder_live_layers=None,
+        encoder_question_length=None,
+        dropout=0.0,
+    )
+    fid_preprocessor = FiDOSeq2SeqLMPreprocessor(
+        tokenizer, num_passages=PASSAGES, passage_length=40
+    )
+    reader = FiDOSeq2SeqLM(FiDOBackbone(**config), fid_preprocessor)
+    lumen = with_passage_memory(reader, live_layers=1, question_length=16)
+    assert lumen.backbone.encoder_live_layers == 1
+    assert lumen.preprocessor.passage_length == 56
+    assert lumen.preprocessor.question_length == 16
+    for old, new in zip(reader.backbone.weights, lumen.backbone.weights):
+        assert old.path == new.path
+        np.testing.assert_array_equal(numpy(old), numpy(new))
+    trainable = {id(v) for v in lumen.backbone.trainable_variables}
+    assert not any(id(v) in trainable for v in memory_variables(lumen.backbone))
+    assert isinstance(lumen.generate(EXAMPLES[0]), str)
+    with pytest.raises(ValueError, match="passage memory already"):
+        with_passage_memory(lumen, live_layers=1)
+    with pytest.raises(ValueError, match=r"encoder_live_layers.*\[1, 3\]"):
+        with_passage_memory(reader, live_layers=4)
