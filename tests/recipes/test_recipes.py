@@ -272,3 +272,32 @@ def test_copy_diagnostic_records_both_outputs(tmp_path, load_recipe):
     for run in runs.values():
         assert [p["step"] for p in run["curve"]] == [2, 4]
         assert all(0.0 <= p["copy_accuracy"] <= 100.0 for p in run["curve"])
+
+
+def test_passage_memory_fractions_are_sixths_of_the_encoder(load_recipe):
+    recipe = load_recipe("passage_memory")
+    assert [recipe.live_layers(f) for f in recipe.FRACTIONS] == [6, 3, 2, 1]
+    for bad in ("0", "1/4", "2"):
+        with pytest.raises(ValueError, match="k/6"):
+            recipe.live_layers(bad)
+
+
+@pytest.mark.large
+def test_passage_memory_records_every_fraction(tmp_path, load_recipe):
+    recipe = load_recipe("passage_memory")
+    out = tmp_path / "memory.json"
+    recipe.main(
+        ["--fractions", "1,1/3", "--seeds", "3", "--json", str(out)]
+        + ["--question-length", "12", "--limit", "6", "--epochs", "1"]
+        + ["--batch-size", "6", "--passages", "2", "--passage-length", "24"]
+        + ["--vocabulary-size", "400"]
+    )
+    written = json.loads(out.read_text())
+    rows = written["fractions"]
+    assert [row["encoder_live_layers"] for row in rows] == [6, 2]
+    assert all([r["seed"] for r in row["runs"]] == [3] for row in rows)
+    full, third = (row["encoder_flops_per_query"]["per_query"] for row in rows)
+    assert third < full / 2
+    frozen = rows[1]["runs"][0]["trainable_parameters"]
+    assert frozen < rows[0]["runs"][0]["trainable_parameters"]
+    assert (tmp_path / "memory.png").stat().st_size > 0
