@@ -11,6 +11,7 @@ import pytest
 
 from keras_fido.analysis import cross_attention_cache_bytes_per_sample
 from keras_fido.analysis import decoding_step_costs
+from keras_fido.analysis import encoder_flops_per_query
 from keras_fido.analysis import flops_per_sample
 from keras_fido.analysis import inverse_operational_intensity
 from keras_fido.analysis import paper_flops_approximation
@@ -383,3 +384,27 @@ def test_unknown_dtype_raises():
         cross_attention_cache_bytes_per_sample(
             FID_BASE, PASSAGES, N_P, dtype="float8"
         )
+
+
+def test_encoder_per_query_without_memory_is_the_whole_encoder():
+    flops = encoder_flops_per_query(FID_BASE, PASSAGES, N_P)
+    whole = flops_per_sample(FID_BASE, PASSAGES, N_P, N_T)["encoder_total"]
+    assert flops["per_query"] == flops["live"] == whole
+    assert flops["question_memory"] == flops["stored_per_passage"] == 0
+
+
+def test_encoder_per_query_with_memory_by_hand():
+    """LUMEN-1/3 of T5-Base: 4 live layers over 40 x 256 tokens, 8 memory
+    layers over the 32-token question block; a passage's 224 tokens go
+    through the 8 memory layers once, when stored."""
+    config = dict(FID_BASE, encoder_live_layers=4, encoder_question_length=32)
+    flops = encoder_flops_per_query(config, PASSAGES, N_P)
+
+    def layer(tokens, length):
+        return tokens * (3 * 768 * 2048 + 4 * 768 * 768 + 2 * length * 768)
+
+    assert flops["live"] == 4 * layer(PASSAGES * N_P, N_P)
+    assert flops["question_memory"] == 8 * layer(32, 32)
+    assert flops["stored_per_passage"] == 8 * layer(224, 224)
+    whole = encoder_flops_per_query(FID_BASE, PASSAGES, N_P)["per_query"]
+    assert 2.9 < whole / flops["per_query"] < 3.0
