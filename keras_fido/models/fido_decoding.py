@@ -89,19 +89,25 @@ def mask_padding_vocabulary(logits, size):
 
 
 def sampler_step(
-    reader, encoder_padding_mask, cross_attention_cache, encoder_token_ids
+    reader,
+    encoder_padding_mask,
+    cross_attention_cache,
+    encoder_token_ids,
+    decode=None,
 ):
     """The `next(prompt, cache, index)` function a keras-hub sampler calls.
 
     It feeds the token at `index - 1`; the logits predict `index`. Prompt
     tokens are fed the same way (and kept by the sampler through its
-    `mask`), so no separate prefill pass is needed.
+    `mask`), so no separate prefill pass is needed. `decode` runs the step
+    (`reader.call_decoder_with_cache`, or a compiled copy of it).
     """
+    decode = decode or reader.call_decoder_with_cache
 
     def next(prompt, self_cache, index):
         position = index - 1
         token = ops.slice(prompt, [0, position], [ops.shape(prompt)[0], 1])
-        logits, hidden_states, self_cache = reader.call_decoder_with_cache(
+        logits, hidden_states, self_cache = decode(
             token,
             encoder_padding_mask,
             self_cache,
@@ -137,9 +143,10 @@ def generated_padding_mask(
     return ops.logical_not(ops.cast(overflow, "bool"))
 
 
-def generate_batch(reader, inputs, stop_token_ids):
+def generate_batch(reader, inputs, stop_token_ids, decode=None):
     """`FiDOSeq2SeqLM.generate_step`: runs the encoder once (or takes its
-    output), then the reader's sampler over the cached decoder."""
+    output), then the reader's sampler over the cached decoder, each step
+    by `decode` (see `sampler_step`)."""
     encoder_token_ids = inputs.get("encoder_token_ids")
     encoder_padding_mask = ops.cast(inputs["encoder_padding_mask"], "bool")
     decoder_token_ids = inputs["decoder_token_ids"]
@@ -154,7 +161,11 @@ def generate_batch(reader, inputs, stop_token_ids):
     )
 
     next = sampler_step(
-        reader, encoder_padding_mask, cross_attention_cache, encoder_token_ids
+        reader,
+        encoder_padding_mask,
+        cross_attention_cache,
+        encoder_token_ids,
+        decode,
     )
 
     # Only the self-attention cache goes through the sampler. The

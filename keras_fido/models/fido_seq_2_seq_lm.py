@@ -40,7 +40,10 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
     Generation is greedy by default, as in the paper; any keras-hub sampler
     works (`compile(sampler="beam")`, `"top_k"`, `"top_p"`, ...). The
     decoding loop is compiled once per input shape (`jax.jit`, XLA
-    `tf.function`, `torch.no_grad`). It caches:
+    `tf.function`); on torch it runs eagerly under `torch.no_grad`, or,
+    after `compile(jit_compile=True)`, each step runs as one graph
+    compiled by `torch.compile` (the first call per shape compiles). It
+    caches:
 
     - the cross-attention K/V of the encoder output, computed once per
       `generate()` call and only for the cross-attending layers
@@ -324,6 +327,25 @@ class FiDOSeq2SeqLM(Seq2SeqLM):
             `decoder_padding_mask` that ends after the stop token.
         """
         return generate_batch(self, inputs, stop_token_ids)
+
+    def make_generate_function(self):
+        """keras-hub's, except on torch with `jit_compile=True`: each
+        decoding step then runs as one graph compiled by `torch.compile`
+        (see `keras_fido.models.torch_generation`)."""
+        if self.generate_function is None and self._compiles_torch_steps():
+            from keras_fido.models.torch_generation import (
+                torch_generate_function,
+            )
+
+            self.generate_function = torch_generate_function(self)
+        return super().make_generate_function()
+
+    def _compiles_torch_steps(self):
+        return (
+            keras.config.backend() == "torch"
+            and self.jit_compile is True
+            and not self.run_eagerly
+        )
 
     # keras-hub's private hook, see `keras_fido._compat`.
     def _normalize_generate_inputs(self, inputs):
