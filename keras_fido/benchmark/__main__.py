@@ -113,7 +113,8 @@ def _time_ladder(args, setting, result, plot_path, run_variant):
             records.append(record)
         return records
 
-    records = ladder(quantize=args.quantize, beam=args.beam)
+    options = {"jit_compile": True} if args.jit_compile else {}
+    records = ladder(quantize=args.quantize, beam=args.beam, **options)
     if args.roofline:
         for record in records:
             record["roofline"] = roofline.roofline_bounds(

@@ -184,6 +184,13 @@ def _add_comparison_arguments(p):
         "OnnxReader; float32, greedy) (default keras)",
     )
     p.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="keras engine on torch: compile each decoding step "
+        "(compile(jit_compile=True): torch.export + inductor, compiled "
+        "once per shape); JAX and TensorFlow compile the loop anyway",
+    )
+    p.add_argument(
         "--peer",
         choices=["transformers", "onnxruntime"],
         default=None,
@@ -314,6 +321,11 @@ def parse_args(argv=None):
                 "--max-batch measures memory instead of timing: expected no "
                 f"timing options with it. Received: {' '.join(timed)}"
             )
+    if args.jit_compile and args.engine != "keras":
+        p.error(
+            "--jit-compile compiles the keras engine's decoding: expected "
+            f"--engine keras. Received: --engine {args.engine}"
+        )
     if args.peer and "fid" not in variants:
         p.error(
             "--peer compares the fid variant: expected fid in --variants. "

@@ -23,10 +23,12 @@ from keras_fido.models.fido_seq_2_seq_lm import FiDOSeq2SeqLM
 from keras_fido.models.passage_memory import encode_with_memory
 
 
-def build_reader(config, dtype):
+def build_reader(config, dtype, jit_compile="auto"):
+    """A greedy reader of `config`; `jit_compile=True` on torch compiles
+    each decoding step (JAX and TensorFlow compile the loop anyway)."""
     backbone = FiDOBackbone(**config, dtype=dtype)
     reader = FiDOSeq2SeqLM(backbone)
-    reader.compile(sampler="greedy")
+    reader.compile(sampler="greedy", jit_compile=jit_compile)
     return reader
 
 
@@ -132,6 +134,7 @@ def run_variant(
     decoder_only=False,
     quantize=None,
     beam=None,
+    jit_compile="auto",
 ):
     """Measures one variant; returns a JSON-ready record.
 
@@ -152,10 +155,12 @@ def run_variant(
             (`record["quantized"]`).
         beam: `None` or int. Also time greedy and beam search with this
             many beams at batch size 1 (`record["beam_search"]`).
+        jit_compile: the reader's `compile(jit_compile=...)`; `True` on
+            torch runs each decoding step compiled (`torch_generation`).
     """
     config = variant_config(size, variant)
     keras.utils.set_random_seed(0)
-    reader = build_reader(config, dtype)
+    reader = build_reader(config, dtype, jit_compile)
     backbone = reader.backbone
     ids, mask, decoder_ids, decoder_mask = random_inputs(
         config, batch_size, passages, passage_length, output_length
@@ -182,6 +187,7 @@ def run_variant(
         "dtype": dtype,
         "repeats": repeats,
         "decoder_only": decoder_only,
+        "jit_compile": jit_compile,
     }
     record = _timing_record(
         variant, size, config, reader, setting, encoder_timing, decoder_timing
