@@ -257,6 +257,8 @@ def _peer_section(peer, sub):
 
 
 def _passage_memory_section(records, sub):
+    from keras_fido.memory.store_size import wikipedia_size_table
+
     return [
         "",
         f"{sub} Passage memory (LUMEN)",
@@ -270,6 +272,13 @@ def _passage_memory_section(records, sub):
         "per passage.",
         "",
         passage_memory_table(records),
+        "",
+        "A store at FiD's Wikipedia scale (21M passages read as 256 "
+        "tokens, of which the `lumen_*` presets store the 224 after their "
+        "32-token question block), from "
+        "`keras_fido.memory.wikipedia_size_table(passage_tokens=224)`:",
+        "",
+        wikipedia_size_table(passage_tokens=224),
     ]
 
 
