@@ -587,29 +587,38 @@ def _quickstart_fido(path):
     return dict(fido, settings=dict(settings, copy_head="pointer"))
 
 
-def memory_section(path):
-    """FiDO with passage memory from `recipes/passage_memory.py`."""
+def memory_section(paths):
+    """FiDO with passage memory from `recipes/passage_memory.py`: one
+    table per record, the first the main one."""
+    lines = ["## Passage memory (LUMEN): quality against the live fraction"]
+    for path in paths:
+        lines += ["", _memory_table(path)]
+    return "\n".join(lines)
+
+
+def _memory_table(path):
     with open(path) as f:
         record = json.load(f)
     settings = record["settings"]
     rows = record["fractions"]
     full = rows[0]
     lines = [
-        "## Passage memory (LUMEN): quality against the live fraction",
-        "",
         f"`{record['command']}` ({len(record['seeds'])} seeds; the whole "
         f"run took {record['run_total_seconds']:.0f} s{_load(record)}). "
-        "Per seed, a FiDO reader with a six-layer encoder (width 96; "
-        "decoder: the ladder's FiDO) is trained for "
+        "A FiDO reader with a six-layer encoder (width 96; decoder: the "
+        f"ladder's FiDO) is trained once (seed {settings['seed']}) for "
         f"{settings['epochs']} epochs with every layer live, its "
         f"sequences packed as a {settings['question_length']}-token "
         "question block then the passage; each live fraction is then "
-        f"fine-tuned from it for {settings['finetune_epochs']} epoch(s) "
+        "fine-tuned from it, once per seed (the seed sets the order of "
+        f"the examples), for {settings['finetune_epochs']} epoch(s) "
         f"(learning rate {settings['finetune_learning_rate']:g}) with the "
         "memory encoder frozen (fraction 1: nothing frozen). Encoder "
         "multiplications are per query, relative to fraction 1; the "
         "memory layers' work on a passage is done once, when its memory "
-        "is stored. ms/sample is greedy `generate` on the test questions "
+        "is stored. The full reader alone scores "
+        f"{record['full_reader']['test_em']:.1f} test EM. "
+        "ms/sample is greedy `generate` on the test questions "
         "with the memory computed on the fly (median over seeds), so it "
         "does not show the saving; the base-size timings in "
         "[performance.md](performance.md) do.",
@@ -651,7 +660,7 @@ def render(
         parts += [diagnostic_section(diagnostics), ""]
     if ladder_json and os.path.exists(ladder_json):
         parts += [ladder_section(ladder_json), ""]
-    if memory and os.path.exists(memory):
+    if memory:
         parts += [memory_section(memory), ""]
     parts += [
         "## Reading experiments",
@@ -670,6 +679,13 @@ def render(
     return "\n".join(parts)
 
 
+def _memory_records(folder):
+    paths = sorted(glob.glob(os.path.join(folder, "*.json")))
+    return sorted(
+        paths, key=lambda p: not os.path.basename(p).startswith("passage_")
+    )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--records", default="docs/quality")
@@ -680,7 +696,9 @@ def main(argv=None):
     p.add_argument("--diagnostics", default="docs/quality/diagnostics")
     p.add_argument(
         "--memory",
-        default="docs/quality/passage_memory/passage_memory_cpu_jax.json",
+        default="docs/quality/passage_memory",
+        help="folder of recipes/passage_memory.py records; "
+        "passage_memory_*.json first",
     )
     p.add_argument("--out", default="docs/quality.md")
     args = p.parse_args(argv)
@@ -697,7 +715,7 @@ def main(argv=None):
                 args.quickstart,
                 args.ladder,
                 sorted(glob.glob(os.path.join(args.diagnostics, "*.json"))),
-                args.memory,
+                _memory_records(args.memory),
             )
         )
     print(f"wrote {args.out} from {len(records)} experiment record(s)")
