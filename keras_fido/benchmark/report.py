@@ -283,17 +283,27 @@ def _passage_memory_section(records, sub):
 
 
 def _quantized_section(records, sub):
+    onnx = any(r.get("engine") == "onnxruntime" for r in records)
+    how = (
+        "the exported graphs quantized by ONNX Runtime (int8 weights)"
+        if onnx
+        else "`keras.Model.quantize`"
+    )
+    note = (
+        ""
+        if onnx
+        else " keras-hub's `ReversibleEmbedding` (token embedding and "
+        "output projection) cannot be quantized and stays float."
+    )
     return [
         "",
-        f"{sub} Quantized (`keras.Model.quantize`)",
+        f"{sub} Quantized ({how})",
         "",
         "Agreement with the float model's greedy tokens: generated "
         "(free running, a difference changes later prefixes) and "
         "next-token (the quantized decoder fed the float tokens). The "
         "weights are random, so logit margins are small and agreement "
-        "is a lower bound on that of a trained model. keras-hub's "
-        "`ReversibleEmbedding` (token embedding and output projection) "
-        "cannot be quantized and stays float.",
+        "is a lower bound on that of a trained model." + note,
         "",
         quantized_table(records),
     ]
