@@ -62,7 +62,7 @@ class PassageBlocks:
 
     @graph_function
     def _pack(self, titles, texts):
-        strings, present = passage_strings(
+        strings, present, _ = passage_strings(
             titles[:, None], texts[:, None], 1, self.prefixes
         )
         ids, mask, _, truncated = pack_passages(

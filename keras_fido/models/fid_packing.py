@@ -48,15 +48,9 @@ def fid_strings(question, titles, texts, num_passages, prefixes):
         the number of non-empty passages beyond `P`.
     """
     question_prefix, title_prefix, context_prefix = prefixes
-    given = tf.shape(titles)[1]
-    present = tf.logical_or(tf.not_equal(titles, ""), tf.not_equal(texts, ""))
-    passages_dropped = tf.reduce_sum(
-        tf.cast(present[:, num_passages:], "int32")
+    titles, texts, present, passages_dropped = first_passages(
+        titles, texts, num_passages
     )
-    extra = tf.maximum(num_passages - given, 0)
-    titles = tf.pad(titles[:, :num_passages], [[0, 0], [0, extra]])
-    texts = tf.pad(texts[:, :num_passages], [[0, 0], [0, extra]])
-    present = tf.pad(present[:, :num_passages], [[0, 0], [0, extra]])
 
     question_only = _join([question_prefix, question])
     full = _join(
@@ -79,6 +73,22 @@ def fid_strings(question, titles, texts, num_passages, prefixes):
     real = tf.logical_or(present, question_slot)
     strings = tf.where(real, strings, "")
     return strings, real, passages_dropped
+
+
+def first_passages(titles, texts, num_passages):
+    """The first `num_passages` slots of `[B, P']` titles and texts,
+    padded with missing passages (`""`): `(titles, texts, present,
+    passages_dropped)`, `present` bool `[B, P]` marking slots with a
+    passage, `passages_dropped` the non-empty passages beyond them."""
+    present = tf.logical_or(tf.not_equal(titles, ""), tf.not_equal(texts, ""))
+    dropped = tf.reduce_sum(tf.cast(present[:, num_passages:], "int32"))
+    extra = [[0, 0], [0, tf.maximum(num_passages - tf.shape(titles)[1], 0)]]
+    return (
+        tf.pad(titles[:, :num_passages], extra),
+        tf.pad(texts[:, :num_passages], extra),
+        tf.pad(present[:, :num_passages], extra),
+        dropped,
+    )
 
 
 def _join(parts):
@@ -159,15 +169,15 @@ def pack_target(tokenizer, target, decoder_sequence_length):
 
 def passage_strings(titles, texts, num_passages, prefixes):
     """The `[B, P]` passage blocks `"title: {title} context: {text}"` of
-    a memory encoder (no question), `""` where a slot has no passage, and
-    the bool `[B, P]` of slots with one."""
+    a memory encoder (no question), `""` where a slot has no passage;
+    the bool `[B, P]` of slots with one; and the non-empty passages
+    beyond `P` (`first_passages`)."""
     _, title_prefix, context_prefix = prefixes
-    extra = tf.maximum(num_passages - tf.shape(titles)[1], 0)
-    titles = tf.pad(titles[:, :num_passages], [[0, 0], [0, extra]])
-    texts = tf.pad(texts[:, :num_passages], [[0, 0], [0, extra]])
-    present = tf.logical_or(tf.not_equal(titles, ""), tf.not_equal(texts, ""))
+    titles, texts, present, dropped = first_passages(
+        titles, texts, num_passages
+    )
     strings = _join([title_prefix, titles, context_prefix, texts])
-    return tf.where(present, strings, ""), present
+    return tf.where(present, strings, ""), present, dropped
 
 
 def pack_question_block(tokenizer, question, prefixes, question_length):
@@ -229,15 +239,8 @@ def pack_question_and_passages(
     `pack`'s report.
     """
     question, titles, texts, _ = features
-    strings, present = passage_strings(titles, texts, num_passages, prefixes)
-    passages_dropped = tf.reduce_sum(
-        tf.cast(
-            tf.logical_or(
-                tf.not_equal(titles[:, num_passages:], ""),
-                tf.not_equal(texts[:, num_passages:], ""),
-            ),
-            "int32",
-        )
+    strings, present, passages_dropped = passage_strings(
+        titles, texts, num_passages, prefixes
     )
     passage_ids, passage_mask, tokens_cut_, truncated = pack_passages(
         tokenizer,
