@@ -119,7 +119,12 @@ def cross_attention_cache_bytes(reader, passages, passage_length):
     cache = reader.backbone.decoder.compute_cross_attention_cache(
         encoder_output
     )
-    return int(sum(keras.ops.convert_to_numpy(t).nbytes for t in cache))
+    return int(
+        sum(
+            keras.ops.convert_to_numpy(t).nbytes
+            for t in keras.tree.flatten(cache)
+        )
+    )
 
 
 def run_variant(

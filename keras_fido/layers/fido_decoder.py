@@ -68,8 +68,8 @@ class FiDODecoder(T5Stack):
             layer (`init_self_attention_cache`).
         cache_update_index: int or scalar tensor, position of the first of
             the `T` tokens.
-        cross_attention_cache: optional tuple of K/V tensors, one per
-            cross-attending layer (`compute_cross_attention_cache`).
+        cross_attention_cache: optional tuple of `(key, value)` pairs,
+            one per cross-attending layer (`compute_cross_attention_cache`).
         return_attention_scores: bool. Also return a tuple of float32
             cross-attention probabilities, one per cross-attending layer,
             `[B, num_key_value_heads, group_size, T, S]`.
@@ -165,8 +165,8 @@ class FiDODecoder(T5Stack):
         """The cross-attention K/V of `encoder_output`, computed once.
 
         Only the cross-attending layers get an entry, so the cache holds
-        `len(cross_attention_layer_indices)` tensors of shape
-        `[B, 2, num_key_value_heads, S, key_value_dim]`.
+        `len(cross_attention_layer_indices)` `(key, value)` pairs, each
+        tensor `[B, num_key_value_heads, S, key_value_dim]`.
         """
         encoder_output = ops.cast(encoder_output, self.compute_dtype)
         return tuple(
@@ -175,17 +175,15 @@ class FiDODecoder(T5Stack):
         )
 
     def cross_attention_cache_shapes(self, batch_size, source_length):
-        """Shapes of `compute_cross_attention_cache`'s tensors."""
-        return [
-            (
-                batch_size,
-                2,
-                self.num_key_value_heads,
-                source_length,
-                self.key_value_dim,
-            )
-            for _ in self.cross_attention_layers
-        ]
+        """Shapes of `compute_cross_attention_cache`'s `(key, value)`
+        pairs, one pair per cross-attending layer."""
+        shape = (
+            batch_size,
+            self.num_key_value_heads,
+            source_length,
+            self.key_value_dim,
+        )
+        return [(shape, shape) for _ in self.cross_attention_layers]
 
     def call(
         self,

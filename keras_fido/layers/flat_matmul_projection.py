@@ -16,6 +16,7 @@ Only plain kernels take this path: a quantized, LoRA or biased layer is
 called as itself.
 """
 
+import keras
 from keras import ops
 
 
@@ -23,15 +24,17 @@ def project_to_heads(dense, source):
     """`dense` (`"bsd,dkh->bksh"`) on `source` `[B, S, d]`.
 
     Returns `[B, heads, S, head_dim]`, the head-major layout of the K/V
-    caches, exactly what `dense(source)` returns.
+    caches, exactly what `dense(source)` returns, laid out in memory in
+    that order on every backend (torch's transpose is otherwise a view,
+    which its attention matmuls would copy at every decoding step).
     """
     if not _plain_kernel(dense):
-        return dense(source)
+        return _contiguous(dense(source))
     width, heads, head_dim = dense.kernel.shape
     batch, length = ops.shape(source)[0], ops.shape(source)[1]
     projected = _flat_matmul(dense, source, width)
     projected = ops.reshape(projected, (batch, length, heads, head_dim))
-    return ops.transpose(projected, (0, 2, 1, 3))
+    return _contiguous(ops.transpose(projected, (0, 2, 1, 3)))
 
 
 def project_from_heads(dense, heads):
@@ -53,6 +56,13 @@ def _flat_matmul(dense, inputs, width):
     """`inputs` `[B, T, width]` times `dense`'s kernel as `[width, -1]`."""
     kernel = ops.cast(dense.kernel, dense.compute_dtype)
     return ops.matmul(inputs, ops.reshape(kernel, (width, -1)))
+
+
+def _contiguous(x):
+    """`x` in its logical layout (XLA always lays tensors out so)."""
+    if keras.config.backend() == "torch":
+        return x.contiguous()
+    return x
 
 
 def _plain_kernel(dense):

@@ -156,28 +156,29 @@ class MultiQueryAttention(keras.layers.Layer):
         self.built = True
 
     def compute_key_value(self, source):
-        """Projects `source` `[B, S, d]` to the stacked K/V cache layout.
+        """Projects `source` `[B, S, d]` to its keys and values.
 
-        Returns a `[B, 2, num_key_value_heads, S, key_value_dim]` tensor.
-        Each projection is one flat matmul (see `flat_matmul_projection`).
+        Returns the pair `(key, value)`, each
+        `[B, num_key_value_heads, S, key_value_dim]` and contiguous in that
+        layout, which is how the attention reads them. Each projection is
+        one flat matmul (see `flat_matmul_projection`).
         """
-        return ops.stack(
-            [
-                project_to_heads(self.key_dense, source),
-                project_to_heads(self.value_dense, source),
-            ],
-            axis=1,
+        return (
+            project_to_heads(self.key_dense, source),
+            project_to_heads(self.value_dense, source),
         )
 
     def attend(
         self,
         hidden_states,
-        key_value,
+        key,
+        value,
         attention_mask=None,
         attention_bias=None,
         training=False,
     ):
-        """Attention of `hidden_states` over a stacked `key_value` tensor.
+        """Attention of `hidden_states` over `key` and `value`, each
+        `[B, num_key_value_heads, S, key_value_dim]`.
 
         Returns the output `[B, T, hidden_dim]` and the attention
         probabilities `[B, num_key_value_heads, group_size, T, S]`.
@@ -196,7 +197,6 @@ class MultiQueryAttention(keras.layers.Layer):
                 self.key_value_dim,
             ),
         )
-        key, value = key_value[:, 0], key_value[:, 1]
         logits = ops.einsum("btkgh,bksh->bkgts", query, key)
         logits = self._biased_and_masked(
             ops.cast(logits, "float32"), attention_bias, attention_mask
@@ -244,7 +244,7 @@ class MultiQueryAttention(keras.layers.Layer):
         cache_update_index=None,
         training=False,
     ):
-        key_value = self.compute_key_value(hidden_states)
+        key, value = self.compute_key_value(hidden_states)
         if cache is not None:
             if cache_update_index is None:
                 raise ValueError(
@@ -252,18 +252,19 @@ class MultiQueryAttention(keras.layers.Layer):
                     "passed: it says where the new keys/values go."
                 )
             start = [0, 0, 0, cache_update_index, 0]
-            key_value = ops.slice_update(
-                cache, start, ops.cast(key_value, cache.dtype)
-            )
+            new = ops.cast(ops.stack([key, value], axis=1), cache.dtype)
+            cache = ops.slice_update(cache, start, new)
+            key, value = cache[:, 0], cache[:, 1]
         output, _ = self.attend(
             hidden_states,
-            key_value,
+            key,
+            value,
             attention_mask=attention_mask,
             attention_bias=attention_bias,
             training=training,
         )
         if cache is not None:
-            return output, key_value
+            return output, cache
         return output
 
     def compute_output_shape(self, hidden_states_shape, *args, **kwargs):

@@ -18,7 +18,10 @@ class MultiQueryCrossAttention(MultiQueryAttention):
 
     The K/V of the encoder output do not change while decoding, so
     `compute_key_value(encoder_output)` is called once per generation and
-    its result passed back as `cache` at every step.
+    its `(key, value)` pair passed back as `cache` at every step. The two
+    are separate tensors, each contiguous in the layout the attention
+    reads: sliced out of one stacked tensor, they would be copied at every
+    step by XLA:CPU under TensorFlow and by torch's `einsum`.
 
     Args:
         num_query_heads, num_key_value_heads, key_value_dim, dropout,
@@ -28,8 +31,9 @@ class MultiQueryCrossAttention(MultiQueryAttention):
         hidden_states: `[B, T, hidden_dim]` decoder states.
         encoder_output: `[B, S, source_dim]`; ignored when `cache` is given.
         attention_mask: optional bool `[B, T, S]` (or `[B, 1, S]`).
-        cache: optional `[B, 2, num_key_value_heads, S, key_value_dim]`, the
-            precomputed K/V of `encoder_output`. `hidden_states` may hold
+        cache: optional `(key, value)` pair, each
+            `[B, num_key_value_heads, S, key_value_dim]`: the precomputed
+            K/V of `encoder_output` (`compute_key_value`). `hidden_states` may hold
             `r * B` rows (`r` consecutive rows per sample, e.g. beams):
             they all attend to their sample's K/V, which is not copied.
         return_attention_scores: bool, also return the float32 attention
@@ -69,13 +73,15 @@ class MultiQueryCrossAttention(MultiQueryAttention):
         # With `r` rows of queries per row of K/V (the beams of a beam
         # search), each sample's rows become one longer query sequence over
         # its single K/V copy; with `r = 1` the reshapes change nothing.
+        key, value = cache
         shape = ops.shape(hidden_states)
         hidden_states = ops.reshape(
-            hidden_states, (ops.shape(cache)[0], -1, shape[-1])
+            hidden_states, (ops.shape(key)[0], -1, shape[-1])
         )
         output, scores = self.attend(
             hidden_states,
-            cache,
+            key,
+            value,
             attention_mask=attention_mask,
             training=training,
         )

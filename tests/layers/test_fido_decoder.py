@@ -96,12 +96,13 @@ def test_interval_outside_one_to_depth_is_refused_naming_the_value(interval):
 def test_cross_attention_cache_has_one_entry_per_cross_attending_layer():
     decoder = make_decoder(num_layers=4, interval=2, kv_heads=2)
     cache = decoder.compute_cross_attention_cache(inputs()["encoder_output"])
-    shape = (BATCH, 2, 2, PASSAGES * LENGTH, HEAD_DIM)
-    assert [tuple(c.shape) for c in cache] == [shape, shape]
-    assert decoder.cross_attention_cache_shapes(BATCH, PASSAGES * LENGTH) == [
-        shape,
-        shape,
-    ]
+    # One (key, value) pair per cross-attending layer.
+    shape = (BATCH, 2, PASSAGES * LENGTH, HEAD_DIM)
+    pairs = [tuple(tuple(t.shape) for t in pair) for pair in cache]
+    assert pairs == [(shape, shape)] * 2
+    assert decoder.cross_attention_cache_shapes(BATCH, PASSAGES * LENGTH) == (
+        pairs
+    )
 
 
 def test_incremental_decoding_equals_full_sequence():

@@ -99,8 +99,9 @@ def test_key_value_kernels_hold_only_kv_heads(kv_heads):
         "value": (WIDTH, kv_heads, HEAD_DIM),
         "output": (HEADS, HEAD_DIM, WIDTH),
     }
-    key_value = layer.compute_key_value(hidden_states())
-    assert tuple(key_value.shape) == (BATCH, 2, kv_heads, LENGTH, HEAD_DIM)
+    key, value = layer.compute_key_value(hidden_states())
+    assert tuple(key.shape) == (BATCH, kv_heads, LENGTH, HEAD_DIM)
+    assert tuple(value.shape) == (BATCH, kv_heads, LENGTH, HEAD_DIM)
 
 
 def test_multi_head_equals_numpy_reference():
@@ -162,7 +163,7 @@ def test_cache_one_position_at_a_time_equals_full_sequence(kv_heads):
     # The cache ends up holding exactly the full sequence's K/V.
     np.testing.assert_allclose(
         ops.convert_to_numpy(cache),
-        ops.convert_to_numpy(layer.compute_key_value(x)),
+        ops.convert_to_numpy(ops.stack(layer.compute_key_value(x), axis=1)),
         atol=1e-6,
     )
 

@@ -124,7 +124,9 @@ def test_precomputed_key_value_cache_equals_encoder_output(kv_heads):
     layer = make_layer(kv_heads)
     x, source, mask = call_args()
     cache = layer.compute_key_value(source)
-    assert tuple(cache.shape) == (BATCH, 2, kv_heads, SOURCE, HEAD_DIM)
+    assert [tuple(t.shape) for t in cache] == [
+        (BATCH, kv_heads, SOURCE, HEAD_DIM)
+    ] * 2
     np.testing.assert_allclose(
         ops.convert_to_numpy(layer(x, attention_mask=mask, cache=cache)),
         ops.convert_to_numpy(layer(x, source, mask)),
@@ -189,7 +191,7 @@ def test_several_query_rows_per_sample_share_its_cache(kv_heads):
     repeated = layer(
         states,
         attention_mask=np.repeat(padding_mask(), beams, axis=0),
-        cache=ops.repeat(cache, beams, axis=0),
+        cache=tuple(ops.repeat(t, beams, axis=0) for t in cache),
     )
     assert tuple(ops.shape(shared)) == (BATCH * beams, 1, WIDTH)
     np.testing.assert_allclose(

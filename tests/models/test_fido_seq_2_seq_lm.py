@@ -132,16 +132,15 @@ def test_build_cache_holds_kv_only_for_cross_attending_layers(
         DECODER_LENGTH,
     )
     source = PASSAGES * PASSAGE_LENGTH
-    kv_shape = (2, 2, 1, source, TINY_FIDO_CONFIG["key_value_dim"])
+    kv_shape = (2, 1, source, TINY_FIDO_CONFIG["key_value_dim"])
     assert backbone.cross_attention_layer_indices == [2, 4]
-    assert len(cross_cache) == 2
-    assert [tuple(ops.shape(c)) for c in cross_cache] == [kv_shape] * 2
-    assert backbone.decoder.cross_attention_cache_shapes(2, source) == (
-        [kv_shape] * 2
-    )
+    # One (key, value) pair per cross-attending layer.
+    pairs = [tuple(tuple(ops.shape(t)) for t in pair) for pair in cross_cache]
+    assert pairs == [(kv_shape, kv_shape)] * 2
+    assert backbone.decoder.cross_attention_cache_shapes(2, source) == pairs
     cross_bytes = sum(
         math.prod(ops.shape(c)) * ops.convert_to_numpy(c).itemsize
-        for c in cross_cache
+        for c in keras.tree.flatten(cross_cache)
     )
     assert cross_bytes // 2 == cross_attention_cache_bytes_per_sample(
         config, PASSAGES, PASSAGE_LENGTH
@@ -171,7 +170,7 @@ def test_preset_cross_attention_cache_matches_the_cost_model(preset):
     assert not decoder.built
     assert decoder.weights == []
     config = backbone_presets[preset]["config"]
-    assert sum(4 * math.prod(s) for s in shapes) == (
+    assert sum(4 * math.prod(s) for pair in shapes for s in pair) == (
         cross_attention_cache_bytes_per_sample(config, 40, 256)
     )
 
@@ -179,8 +178,8 @@ def test_preset_cross_attention_cache_matches_the_cost_model(preset):
 def test_fido_base_xl_caches_4_layers_of_1_head_fid_base_12_of_12():
     fido = unbuilt_decoder("fido_base_xl").cross_attention_cache_shapes(1, 8)
     fid = unbuilt_decoder("fid_base").cross_attention_cache_shapes(1, 8)
-    assert fido == [(1, 2, 1, 8, 64)] * 4
-    assert fid == [(1, 2, 12, 8, 64)] * 12
+    assert fido == [((1, 1, 8, 64), (1, 1, 8, 64))] * 4
+    assert fid == [((1, 12, 8, 64), (1, 12, 8, 64))] * 12
 
 
 # --- Samplers ----------------------------------------------------------------
