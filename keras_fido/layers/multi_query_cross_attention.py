@@ -33,8 +33,8 @@ class MultiQueryCrossAttention(MultiQueryAttention):
         attention_mask: optional bool `[B, T, S]` (or `[B, 1, S]`).
         cache: optional `(key, value)` pair, each
             `[B, num_key_value_heads, S, key_value_dim]`: the precomputed
-            K/V of `encoder_output` (`compute_key_value`). `hidden_states` may hold
-            `r * B` rows (`r` consecutive rows per sample, e.g. beams):
+            K/V of `encoder_output` (`compute_key_value`). `hidden_states`
+            may hold `r * B` rows (`r` consecutive rows per sample, e.g. beams):
             they all attend to their sample's K/V, which is not copied.
         return_attention_scores: bool, also return the float32 attention
             probabilities `[B, num_key_value_heads, group_size, r * T, S]`
