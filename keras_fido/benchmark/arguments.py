@@ -186,9 +186,11 @@ def _add_comparison_arguments(p):
     p.add_argument(
         "--jit-compile",
         action="store_true",
-        help="keras engine on torch: compile each decoding step "
-        "(compile(jit_compile=True): torch.export + inductor, compiled "
-        "once per shape); JAX and TensorFlow compile the loop anyway",
+        help="keras engine: the reader's compile(jit_compile=True): on "
+        "torch each decoding step is captured by torch.export and compiled "
+        "by inductor, once per shape; on TensorFlow the decoding loop is "
+        "XLA-compiled (keras leaves XLA off on CPU-only machines by "
+        "default); JAX compiles the loop anyway",
     )
     p.add_argument(
         "--peer",

@@ -107,6 +107,15 @@ def plot_sweep(sweep, parameter, path):
     plt.close(fig)
 
 
+def _command(result):
+    """The recorded command, with the backend it ran on in front."""
+    command = result.get("command")
+    if command is None:
+        return "(command not recorded)"
+    backend = result.get("machine", {}).get("backend")
+    return f"KERAS_BACKEND={backend} {command}" if backend else command
+
+
 def _setting_line(setting, timed=True):
     shape = (
         f"{setting['passages']} passages x {setting['passage_length']} "
@@ -148,7 +157,7 @@ def markdown_report(result, image_root=None, heading="##"):
         A markdown string.
     """
     parts = [
-        "`" + result.get("command", "(command not recorded)") + "`",
+        "`" + _command(result) + "`",
         "",
         _setting_line(result["setting"], timed=bool(result.get("records"))),
     ]

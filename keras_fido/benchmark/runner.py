@@ -24,8 +24,10 @@ from keras_fido.models.passage_memory import encode_with_memory
 
 
 def build_reader(config, dtype, jit_compile="auto"):
-    """A greedy reader of `config`; `jit_compile=True` on torch compiles
-    each decoding step (JAX and TensorFlow compile the loop anyway)."""
+    """A greedy reader of `config`; `jit_compile=True` compiles each
+    decoding step on torch and the decoding loop with XLA on TensorFlow
+    (keras' "auto" leaves XLA off on CPU-only machines; JAX compiles the
+    loop anyway)."""
     backbone = FiDOBackbone(**config, dtype=dtype)
     reader = FiDOSeq2SeqLM(backbone)
     reader.compile(sampler="greedy", jit_compile=jit_compile)
@@ -160,8 +162,9 @@ def run_variant(
             (`record["quantized"]`).
         beam: `None` or int. Also time greedy and beam search with this
             many beams at batch size 1 (`record["beam_search"]`).
-        jit_compile: the reader's `compile(jit_compile=...)`; `True` on
-            torch runs each decoding step compiled (`torch_generation`).
+        jit_compile: the reader's `compile(jit_compile=...)`; `True` runs
+            each decoding step compiled on torch (`torch_generation`) and
+            the decoding loop under XLA on TensorFlow.
     """
     config = variant_config(size, variant)
     keras.utils.set_random_seed(0)
