@@ -404,6 +404,14 @@ def performance_doc(results, path):
     parts += ["", "## Machine", ""]
     for machine in machines:
         parts += machine_lines(machine)
+    if not any(_has_accelerator(machine) for machine in machines):
+        parts += [
+            "",
+            "Every run below is on CPU; no accelerator figure is recorded. "
+            "`bash tools/gpu_benchmark.sh` records the paper's accelerator "
+            "setting (JAX, bf16, B=24, P=40, L=256, T=32) on one GPU into "
+            "`docs/benchmarks/`.",
+        ]
     for index, result in enumerate(results, 1):
         parts += [
             "",
@@ -416,6 +424,14 @@ def performance_doc(results, path):
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def _has_accelerator(machine):
+    """Whether a run's machine listed a device other than the CPU."""
+    devices = machine.get("devices") or []
+    # JAX "cpu:0", torch "cpu", TensorFlow "/device:CPU:0".
+    names = [str(d).lower().rsplit("device:", 1)[-1] for d in devices]
+    return any(not name.startswith("cpu") for name in names)
 
 
 def _complete(result):

@@ -384,6 +384,13 @@ def test_fake_run_with_every_timed_mode_writes_documented_fields(
     text = docs.read_text()
     assert text.count("- CPU: ") == 1
     assert text.count("Run with `XLA_FLAGS=--x=1`.") == 1
+    assert "no accelerator figure is recorded" in text
+
+    # A run on a GPU is an accelerator figure.
+    gpu = dict(result, machine=dict(result["machine"], devices=["cuda:0"]))
+    other.write_text(json.dumps(gpu))
+    main(["--docs", str(docs), "--docs-from", str(path), str(other)])
+    assert "no accelerator figure is recorded" not in docs.read_text()
 
 
 def test_sweep_option_parses_names_values_and_all():
