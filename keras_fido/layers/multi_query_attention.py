@@ -204,15 +204,30 @@ class MultiQueryAttention(keras.layers.Layer):
         probabilities = _softmax(logits)
         weights = ops.cast(probabilities, self.compute_dtype)
         weights = self.dropout_layer(weights, training=training)
-        # Values first: the weighted sum then contracts the sequence axis
-        # with the cache's own layout, where the other operand order makes
-        # XLA:CPU transpose the whole value cache at every decoding step.
-        output = ops.einsum("bksh,bkgts->btkgh", value, weights)
+        output = self._weighted_sum(value, weights)
         output = ops.reshape(
             output,
             (batch, length, self.num_query_heads, self.key_value_dim),
         )
         return project_from_heads(self.output_dense, output), probabilities
+
+    def _weighted_sum(self, value, weights):
+        """`[B, T, kv, group, D]`: the values weighted by `weights`.
+
+        The einsum's operand order decides which operand XLA:CPU or
+        TensorFlow's einsum transposes, and so whether the whole value
+        cache is copied at every decoding step. Timed per backend on the
+        base decoder's shapes: JAX's XLA copies it with the weights first
+        when the query heads are grouped (multi-query) and with the values
+        first when they are not; TensorFlow (with or without XLA) copies it
+        with the values first in both cases; torch is the same either way.
+        """
+        backend = keras.config.backend()
+        if backend == "tensorflow" or (
+            backend == "jax" and self.group_size == 1
+        ):
+            return ops.einsum("bkgts,bksh->btkgh", weights, value)
+        return ops.einsum("bksh,bkgts->btkgh", value, weights)
 
     def _biased_and_masked(self, logits, attention_bias, attention_mask):
         """float32 `logits` `[B, kv, group, T, S]` plus the bias of each
